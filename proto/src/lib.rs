@@ -38,3 +38,96 @@ pub fn timestamp_from_micros(micros: i64) -> prost_types::Timestamp {
         nanos: i32::try_from(micros.rem_euclid(1_000_000) * 1_000).unwrap_or(0),
     }
 }
+
+/// Keyset pagination shared by the List RPCs: a page token is an opaque
+/// encoding of the last id of the previous page, so inserts and deletes
+/// between pages never skip or repeat a row.
+pub mod pagination {
+    /// Page size when the request leaves it at 0.
+    pub const DEFAULT_PAGE_SIZE: u32 = 100;
+    /// Largest page a request may ask for.
+    pub const MAX_PAGE_SIZE: u32 = 1000;
+
+    const PREFIX: &str = "after:";
+
+    /// The page token that continues after `last_id`.
+    #[must_use]
+    pub fn page_token_after(last_id: i64) -> String {
+        hex_encode(format!("{PREFIX}{last_id}").as_bytes())
+    }
+
+    /// The id after which a page starts: 0 for an empty token (the first
+    /// page). `None` when the token was not made by [`page_token_after`].
+    #[must_use]
+    pub fn parse_page_token(token: &str) -> Option<i64> {
+        if token.is_empty() {
+            return Some(0);
+        }
+        let bytes = hex_decode(token)?;
+        let text = std::str::from_utf8(&bytes).ok()?;
+        text.strip_prefix(PREFIX)?.parse().ok().filter(|id| *id >= 0)
+    }
+
+    /// The page size to use for a requested `page_size`: the default for 0,
+    /// capped at the maximum. `None` for a negative size.
+    #[must_use]
+    pub fn effective_page_size(requested: i32) -> Option<u32> {
+        match u32::try_from(requested) {
+            Ok(0) => Some(DEFAULT_PAGE_SIZE),
+            Ok(size) => Some(size.min(MAX_PAGE_SIZE)),
+            Err(_) => None,
+        }
+    }
+
+    /// Splits `rows`, fetched with a limit of `page_size + 1`, into the page
+    /// and the token of the next page (empty when this page is the last).
+    #[must_use]
+    pub fn into_page<T>(mut rows: Vec<T>, page_size: u32, id_of: impl Fn(&T) -> i64) -> (Vec<T>, String) {
+        let page_size = page_size as usize;
+        if rows.len() <= page_size {
+            return (rows, String::new());
+        }
+        rows.truncate(page_size);
+        let next = rows.last().map(|row| page_token_after(id_of(row))).unwrap_or_default();
+        (rows, next)
+    }
+
+    fn hex_encode(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    fn hex_decode(text: &str) -> Option<Vec<u8>> {
+        if text.len() % 2 != 0 || !text.is_ascii() {
+            return None;
+        }
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn page_token_round_trips() {
+            for id in [0, 1, 42, i64::MAX] {
+                assert_eq!(parse_page_token(&page_token_after(id)), Some(id));
+            }
+            assert_eq!(parse_page_token(""), Some(0));
+        }
+
+        #[test]
+        fn foreign_page_tokens_are_refused() {
+            for token in ["zz", "abc", "61667465723a2d31", "6166746572", "ü"] {
+                assert_eq!(parse_page_token(token), None, "{token}");
+            }
+        }
+
+        #[test]
+        fn page_size_defaults_and_caps() {
+            assert_eq!(effective_page_size(0), Some(DEFAULT_PAGE_SIZE));
+            assert_eq!(effective_page_size(5), Some(5));
+            assert_eq!(effective_page_size(1_000_000), Some(MAX_PAGE_SIZE));
+            assert_eq!(effective_page_size(-1), None);
+        }
+    }
+}

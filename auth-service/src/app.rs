@@ -1,0 +1,64 @@
+//! Building and running auth-service; `main` and the tests do it alike.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bookstore_proto::auth::v1::auth_service_server::AuthServiceServer;
+use bookstore_tokens::{TokenPolicy, TokenSigner, TokenVerifier};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+use crate::accounts::Accounts;
+use crate::config::Settings;
+use crate::grpc::AuthGrpc;
+use crate::keys::load_signing_key;
+use crate::password::PasswordHasher;
+
+/// A ready auth-service: database open and migrated, key loaded, listener
+/// bound (so it accepts connections as soon as `build` returns).
+pub struct App {
+    listener: TcpListener,
+    routes: Routes,
+    accounts: Accounts,
+}
+
+impl App {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let accounts = accounts(settings).await?;
+        let (routes, health) = bookstore_runtime::standard_routes()?;
+        health.set_serving::<AuthServiceServer<AuthGrpc>>().await;
+        let routes = routes.add_service(AuthServiceServer::new(AuthGrpc::new(accounts.clone())));
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+        Ok(Self { listener, routes, accounts })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, lets in-flight calls finish, then
+    /// closes the database.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "auth-service listening");
+        let served = bookstore_runtime::serve(self.listener, self.routes, shutdown).await;
+        self.accounts.close().await;
+        tracing::info!("auth-service stopped");
+        Ok(served?)
+    }
+}
+
+/// The logic without the server: also what the admin commands use.
+pub async fn accounts(settings: &Settings) -> anyhow::Result<Accounts> {
+    let store = crate::store::connect(&settings.database_url).await?;
+    let key = load_signing_key(settings)?;
+    let policy = TokenPolicy { issuer: settings.issuer.clone(), audience: settings.audience.clone() };
+    let signer = TokenSigner::new(&key, policy.clone(), Duration::from_secs(settings.token_ttl_secs))?;
+    let jwks = vec![key.public_jwk().clone()];
+    let verifier = TokenVerifier::new(&policy, &jwks)?;
+    let hasher = PasswordHasher::new(settings.max_concurrent_hashes).await?;
+    Ok(Accounts::new(store, hasher, signer, verifier, jwks))
+}

@@ -1,0 +1,47 @@
+//! Where the token signing key comes from.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use bookstore_tokens::SigningKey;
+
+use crate::config::Settings;
+
+/// The signing key: the PEM in `AUTH_SIGNING_KEY` if set, else the key file,
+/// generated on first start when allowed (single-instance deployments), so
+/// a restart keeps every issued token valid.
+pub fn load_signing_key(settings: &Settings) -> anyhow::Result<SigningKey> {
+    if let Some(pem) = &settings.signing_key {
+        return SigningKey::from_pkcs8_pem(pem).context("AUTH_SIGNING_KEY");
+    }
+    let path = &settings.signing_key_file;
+    match std::fs::read_to_string(path) {
+        Ok(pem) => SigningKey::from_pkcs8_pem(&pem).with_context(|| format!("signing key file {}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && settings.generate_signing_key => {
+            let key = SigningKey::generate();
+            write_private_file(path, &key.to_pkcs8_pem()?)?;
+            tracing::info!(path = %path.display(), kid = key.kid(), "generated a new signing key");
+            Ok(key)
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read signing key file {}", path.display())),
+    }
+}
+
+/// Writes a secret readable by the owner only, atomically (temp + rename),
+/// so a crash never leaves half a key behind.
+fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let temp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

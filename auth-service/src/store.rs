@@ -1,0 +1,58 @@
+//! Where users live. The database URL's scheme picks the backend.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+pub use sqlite::SqliteUserStore;
+
+/// A stored user, password hash included: never leaves the service.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserRecord {
+    pub id: i64,
+    pub public_id: String,
+    pub name: String,
+    pub password_hash: String,
+    pub admin: bool,
+    /// Unix time in microseconds.
+    pub created_at: i64,
+}
+
+/// A user to insert.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub public_id: String,
+    pub name: String,
+    /// Unicode-lowercase name: the unique key.
+    pub name_key: String,
+    pub password_hash: String,
+    pub admin: bool,
+    pub created_at: i64,
+}
+
+/// The user table, behind one interface for every backend.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Inserts a user; `AlreadyExists` when the name key is taken.
+    async fn create_user(&self, user: NewUser) -> Result<UserRecord>;
+    async fn find_user_by_name_key(&self, name_key: &str) -> Result<Option<UserRecord>>;
+    async fn find_user_by_public_id(&self, public_id: &str) -> Result<Option<UserRecord>>;
+    /// Users with `id > after_id`, ascending, at most `limit`.
+    async fn list_users(&self, after_id: i64, limit: u32) -> Result<Vec<UserRecord>>;
+    /// Sets the admin flag; `NotFound` when no user has the name key.
+    async fn set_admin(&self, name_key: &str, admin: bool) -> Result<UserRecord>;
+    /// Closes the connections, waiting for those in use.
+    async fn close(&self);
+}
+
+/// Opens (and migrates) the store a database URL names.
+pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn UserStore>> {
+    match database_url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("sqlite") => Ok(Arc::new(SqliteUserStore::connect(database_url).await?)),
+        _ => anyhow::bail!("unsupported database URL {database_url:?}: expected sqlite://PATH"),
+    }
+}

@@ -1,0 +1,75 @@
+//! Building and running books-service; `main` and the tests do it alike.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
+use bookstore_proto::books::v1::books_service_server::BooksServiceServer;
+use bookstore_tokens::TokenPolicy;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::transport::Endpoint;
+use tower::Layer as _;
+
+use crate::config::Settings;
+use crate::grpc::BooksGrpc;
+use crate::interceptor::RequireTokenLayer;
+use crate::jwks::JwksCache;
+use crate::store::BookStore;
+
+/// A ready books-service: database open and migrated, listener bound. The
+/// signing keys are fetched once it runs, and on demand.
+pub struct App {
+    listener: TcpListener,
+    routes: Routes,
+    store: Arc<dyn BookStore>,
+    keys: JwksCache,
+    jwks_refresh: Duration,
+}
+
+impl App {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let store = crate::store::connect(&settings.database_url).await?;
+        let auth_channel = Endpoint::from_shared(settings.auth_url.clone())
+            .with_context(|| format!("invalid auth-service URL {:?}", settings.auth_url))?
+            .connect_timeout(Duration::from_secs(2))
+            .connect_lazy();
+        let policy = TokenPolicy { issuer: settings.issuer.clone(), audience: settings.audience.clone() };
+        let keys = JwksCache::new(
+            policy,
+            AuthServiceClient::new(auth_channel),
+            Duration::from_secs(settings.jwks_min_refetch_secs),
+        );
+        let (routes, health) = bookstore_runtime::standard_routes()?;
+        health.set_serving::<BooksServiceServer<BooksGrpc>>().await;
+        let books = RequireTokenLayer::new(keys.clone()).layer(BooksServiceServer::new(BooksGrpc::new(store.clone())));
+        let routes = routes.add_service(books);
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+        Ok(Self { listener, routes, store, keys, jwks_refresh: Duration::from_secs(settings.jwks_refresh_secs.max(1)) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, lets in-flight calls finish, then
+    /// closes the database.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "books-service listening");
+        let (stop_refresh, refresh_stopped) = tokio::sync::oneshot::channel::<()>();
+        let refresher = tokio::spawn(self.keys.refresh_periodically(self.jwks_refresh, async {
+            let _ = refresh_stopped.await;
+        }));
+        let served = bookstore_runtime::serve(self.listener, self.routes, shutdown).await;
+        drop(stop_refresh);
+        let _ = refresher.await;
+        self.store.close().await;
+        tracing::info!("books-service stopped");
+        Ok(served?)
+    }
+}

@@ -1,0 +1,47 @@
+//! books-service settings, from flags or environment variables.
+
+use std::net::SocketAddr;
+
+/// How to run books-service. Every flag has a `BOOKS_*` environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address to serve gRPC on (port 0 picks a free port).
+    #[arg(long, env = "BOOKS_LISTEN_ADDR", default_value = "127.0.0.1:50052")]
+    pub listen_addr: SocketAddr,
+
+    /// Database URL: `sqlite://PATH` (the file and its directory are created).
+    #[arg(long, env = "BOOKS_DATABASE_URL", default_value = "sqlite://data/books.db")]
+    pub database_url: String,
+
+    /// auth-service's gRPC endpoint, where the token signing keys come from.
+    #[arg(long, env = "BOOKS_AUTH_URL", default_value = "http://127.0.0.1:50051")]
+    pub auth_url: String,
+
+    /// The `iss` tokens must carry (auth-service's `AUTH_ISSUER`).
+    #[arg(long, env = "BOOKS_TOKEN_ISSUER", default_value = "bookstore-auth")]
+    pub issuer: String,
+
+    /// The `aud` tokens must carry (auth-service's `AUTH_AUDIENCE`).
+    #[arg(long, env = "BOOKS_TOKEN_AUDIENCE", default_value = "bookstore")]
+    pub audience: String,
+
+    /// Seconds between routine refreshes of the signing keys.
+    #[arg(long, env = "BOOKS_JWKS_REFRESH_SECS", default_value_t = 300)]
+    pub jwks_refresh_secs: u64,
+
+    /// Least seconds between refetches caused by tokens with an unknown key id.
+    #[arg(long, env = "BOOKS_JWKS_MIN_REFETCH_SECS", default_value_t = 10)]
+    pub jwks_min_refetch_secs: u64,
+}
+
+impl Settings {
+    /// The defaults, with any `BOOKS_*` environment variables applied.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        <Only as clap::Parser>::try_parse_from(["books-service"]).map(|only| only.settings)
+    }
+}

@@ -1,0 +1,131 @@
+//! The auth-service's public keys, fetched with `GetJwks` and kept in memory
+//! so that verifying a token costs no call to auth-service, and keeps
+//! working while auth-service restarts.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bookstore_proto::auth::v1::GetJwksRequest;
+use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
+use bookstore_tokens::{Claims, PublicJwk, TokenError, TokenPolicy, TokenVerifier};
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+use crate::error::{Error, Result};
+
+/// How long one `GetJwks` call may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A cached JWK Set with on-demand, rate-limited refreshes.
+#[derive(Clone)]
+pub struct JwksCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    policy: TokenPolicy,
+    client: AuthServiceClient<Channel>,
+    verifier: RwLock<Option<Arc<TokenVerifier>>>,
+    /// When the last fetch was tried; held while a fetch runs, so concurrent
+    /// callers wait for that one instead of starting their own.
+    last_fetch: Mutex<Option<Instant>>,
+    min_refetch_interval: Duration,
+}
+
+impl JwksCache {
+    pub fn new(policy: TokenPolicy, client: AuthServiceClient<Channel>, min_refetch_interval: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                policy,
+                client,
+                verifier: RwLock::new(None),
+                last_fetch: Mutex::new(None),
+                min_refetch_interval,
+            }),
+        }
+    }
+
+    /// Verifies a token with the cached keys. An unknown `kid` (or no keys
+    /// yet) triggers one refetch, at most once per `min_refetch_interval`.
+    pub async fn verify(&self, token: &str) -> Result<Claims> {
+        if let Some(verifier) = self.current() {
+            match verifier.verify(token) {
+                Err(TokenError::UnknownKey(_)) => {}
+                outcome => return outcome.map_err(unauthenticated),
+            }
+        }
+        self.refresh_if_due().await;
+        let verifier = self.current().ok_or_else(|| {
+            Error::Unavailable("cannot verify tokens yet: the signing keys could not be fetched from auth-service".into())
+        })?;
+        verifier.verify(token).map_err(unauthenticated)
+    }
+
+    /// Fetches the keys now, whatever the rate limit. For the periodic
+    /// refresh and for start-up.
+    pub async fn refresh(&self) -> Result<()> {
+        let mut last_fetch = self.inner.last_fetch.lock().await;
+        *last_fetch = Some(Instant::now());
+        self.fetch().await
+    }
+
+    async fn refresh_if_due(&self) {
+        let mut last_fetch = self.inner.last_fetch.lock().await;
+        if last_fetch.is_some_and(|at| at.elapsed() < self.inner.min_refetch_interval) {
+            return;
+        }
+        *last_fetch = Some(Instant::now());
+        if let Err(error) = self.fetch().await {
+            tracing::warn!(%error, "cannot refresh the signing keys");
+        }
+    }
+
+    async fn fetch(&self) -> Result<()> {
+        let mut request = tonic::Request::new(GetJwksRequest {});
+        request.set_timeout(FETCH_TIMEOUT);
+        let response = self
+            .inner
+            .client
+            .clone()
+            .get_jwks(request)
+            .await
+            .map_err(|status| Error::Unavailable(format!("auth-service GetJwks failed: {}", status.message())))?;
+        let keys: Vec<PublicJwk> = response
+            .into_inner()
+            .keys
+            .into_iter()
+            .map(|jwk| PublicJwk { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid: jwk.kid, alg: jwk.alg, key_use: jwk.r#use })
+            .collect();
+        let verifier = TokenVerifier::new(&self.inner.policy, &keys)
+            .map_err(|error| Error::Internal(anyhow::anyhow!("auth-service published a bad key: {error}")))?;
+        let kids: Vec<&str> = verifier.kids().collect();
+        tracing::info!(?kids, "signing keys loaded");
+        *self.inner.verifier.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(verifier));
+        Ok(())
+    }
+
+    fn current(&self) -> Option<Arc<TokenVerifier>> {
+        self.inner.verifier.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Refreshes every `interval` until `stop` resolves, so retired keys
+    /// leave the cache and new ones arrive before their first token.
+    pub async fn refresh_periodically(self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = ticker.tick() => {
+                    if let Err(error) = self.refresh().await {
+                        tracing::warn!(%error, "periodic signing key refresh failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn unauthenticated(error: TokenError) -> Error {
+    Error::Unauthenticated(error.to_string())
+}

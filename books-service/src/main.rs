@@ -1,0 +1,20 @@
+//! `books-service`: serves the books gRPC API.
+
+use books_service::{App, Settings};
+use clap::Parser;
+
+/// Bookstore's books service (gRPC).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    bookstore_runtime::init_tracing("info");
+    let app = App::build(&cli.settings).await?;
+    app.run_until_stopped(bookstore_runtime::shutdown_signal()).await
+}

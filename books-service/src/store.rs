@@ -1,0 +1,50 @@
+//! Where books live. The database URL's scheme picks the backend.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::{BookId, BookPatch, NewBook};
+use crate::error::Result;
+
+pub use sqlite::SqliteBookStore;
+
+/// A stored book.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BookRecord {
+    pub id: i64,
+    pub owner_id: String,
+    pub name: String,
+    pub author: String,
+    pub publisher: String,
+    pub book_prize: i64,
+    /// Unix time in microseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The book table, behind one interface for every backend. Every method is
+/// scoped to one owner: another owner's book is simply not there.
+#[async_trait]
+pub trait BookStore: Send + Sync + 'static {
+    async fn create_book(&self, owner_id: &str, book: NewBook, now: i64) -> Result<BookRecord>;
+    async fn get_book(&self, owner_id: &str, id: BookId) -> Result<Option<BookRecord>>;
+    /// The owner's books with `id > after_id`, ascending, at most `limit`.
+    async fn list_books(&self, owner_id: &str, after_id: i64, limit: u32) -> Result<Vec<BookRecord>>;
+    async fn update_book(&self, owner_id: &str, id: BookId, patch: BookPatch, now: i64)
+    -> Result<Option<BookRecord>>;
+    /// Whether a book was deleted.
+    async fn delete_book(&self, owner_id: &str, id: BookId) -> Result<bool>;
+    /// Closes the connections, waiting for those in use.
+    async fn close(&self);
+}
+
+/// Opens (and migrates) the store a database URL names.
+pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn BookStore>> {
+    match database_url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("sqlite") => Ok(Arc::new(SqliteBookStore::connect(database_url).await?)),
+        _ => anyhow::bail!("unsupported database URL {database_url:?}: expected sqlite://PATH"),
+    }
+}

@@ -1,0 +1,130 @@
+//! The embedded SQLite backend.
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{BookRecord, BookStore};
+use crate::domain::{BookId, BookPatch, NewBook};
+use crate::error::Result;
+
+const COLUMNS: &str = "id, owner_id, name, author, publisher, book_prize, created_at, updated_at";
+
+/// Books in a SQLite file (WAL mode).
+#[derive(Debug, Clone)]
+pub struct SqliteBookStore {
+    pool: SqlitePool,
+}
+
+impl SqliteBookStore {
+    /// Opens the database (creating the file and its directory if missing)
+    /// and applies the embedded migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid SQLite URL {url:?}"))?
+            .create_if_missing(true)
+            // WAL: readers never block the writer. synchronous=FULL: a
+            // transaction is on disk before its write is acknowledged, so it
+            // survives a crash or a power cut, not only a process kill.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            // Concurrent writers wait for the lock instead of failing with
+            // "database is locked". Every write is one statement, so the
+            // wait applies (no read-then-write upgrade deadlocks).
+            .busy_timeout(Duration::from_secs(30));
+        if let Some(dir) = Path::new(options.get_filename()).parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open {url}"))?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("cannot migrate the book database")?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl BookStore for SqliteBookStore {
+    async fn create_book(&self, owner_id: &str, book: NewBook, now: i64) -> Result<BookRecord> {
+        Ok(sqlx::query_as(&format!(
+            "insert into books (owner_id, name, author, publisher, book_prize, created_at, updated_at)
+             values (?, ?, ?, ?, ?, ?, ?) returning {COLUMNS}"
+        ))
+        .bind(owner_id)
+        .bind(book.name)
+        .bind(book.author)
+        .bind(book.publisher)
+        .bind(book.book_prize)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn get_book(&self, owner_id: &str, id: BookId) -> Result<Option<BookRecord>> {
+        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where id = ? and owner_id = ?"))
+            .bind(id.get())
+            .bind(owner_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn list_books(&self, owner_id: &str, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
+        Ok(sqlx::query_as(&format!(
+            "select {COLUMNS} from books where owner_id = ? and id > ? order by id limit ?"
+        ))
+        .bind(owner_id)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn update_book(
+        &self,
+        owner_id: &str,
+        id: BookId,
+        patch: BookPatch,
+        now: i64,
+    ) -> Result<Option<BookRecord>> {
+        Ok(sqlx::query_as(&format!(
+            "update books set
+                name = coalesce(?, name),
+                author = coalesce(?, author),
+                publisher = coalesce(?, publisher),
+                book_prize = coalesce(?, book_prize),
+                updated_at = ?
+             where id = ? and owner_id = ?
+             returning {COLUMNS}"
+        ))
+        .bind(patch.name)
+        .bind(patch.author)
+        .bind(patch.publisher)
+        .bind(patch.book_prize)
+        .bind(now)
+        .bind(id.get())
+        .bind(owner_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn delete_book(&self, owner_id: &str, id: BookId) -> Result<bool> {
+        let result = sqlx::query("delete from books where id = ? and owner_id = ?")
+            .bind(id.get())
+            .bind(owner_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
