@@ -1,0 +1,225 @@
+use std::collections::HashSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bookstore_proto::auth::v1::{GetJwksRequest, ListUsersRequest, RegisterRequest, ValidateTokenRequest};
+use bookstore_tokens::{PublicJwk, TokenPolicy, TokenVerifier};
+use tonic::Code;
+
+use crate::helpers::{PASSWORD, settings, spawn_app, start, with_token};
+
+fn decode_part(token: &str, index: usize) -> serde_json::Value {
+    let part = token.split('.').nth(index).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn register_returns_the_user_without_any_password() {
+    let app = spawn_app().await;
+    let user = app.register("  alice  ").await.unwrap().into_inner().user.unwrap();
+    assert_eq!(user.name, "alice", "names are trimmed");
+    assert!(!user.admin, "registration never makes admins");
+    assert_eq!(uuid::Uuid::parse_str(&user.public_id).unwrap().get_version_num(), 4);
+    let debug = format!("{user:?}");
+    assert!(!debug.contains("argon2") && !debug.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn duplicate_names_are_already_exists_ignoring_case() {
+    let app = spawn_app().await;
+    app.register("Alice").await.unwrap();
+    let status = app.register("aLICE").await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(status.message(), "a user with this name already exists");
+    // The first password still works.
+    app.login("alice", PASSWORD).await.unwrap();
+}
+
+#[tokio::test]
+async fn parallel_registrations_of_one_name_create_exactly_one_user() {
+    let app = spawn_app().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let mut client = app.client.clone();
+        tasks.spawn(async move {
+            client.register(RegisterRequest { name: "racer".into(), password: PASSWORD.into() }).await.map(|_| ())
+        });
+    }
+    let mut codes = Vec::new();
+    while let Some(outcome) = tasks.join_next().await {
+        codes.push(outcome.unwrap().map_or_else(|status| status.code(), |()| Code::Ok));
+    }
+    assert_eq!(codes.iter().filter(|code| **code == Code::Ok).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|code| **code == Code::AlreadyExists).count(), 9, "{codes:?}");
+}
+
+#[tokio::test]
+async fn bad_registrations_are_invalid_argument_naming_the_field() {
+    let app = spawn_app().await;
+    let cases = [
+        ("", PASSWORD.to_owned(), "name"),
+        ("   ", PASSWORD.to_owned(), "name"),
+        (&*"n".repeat(65), PASSWORD.to_owned(), "name"),
+        ("a:b", PASSWORD.to_owned(), "name"),
+        ("bob", "short".to_owned(), "password"),
+        ("bob", "p".repeat(1025), "password"),
+    ];
+    for (name, password, field) in cases {
+        let request = RegisterRequest { name: name.into(), password };
+        let status = app.client.clone().register(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{name:?}");
+        assert!(status.message().starts_with(field), "{field}: {}", status.message());
+    }
+}
+
+#[tokio::test]
+async fn login_issues_an_eddsa_token_with_the_expected_claims() {
+    let app = spawn_app().await;
+    let user = app.register("carol").await.unwrap().into_inner().user.unwrap();
+    let response = app
+        .client
+        .clone()
+        .login(bookstore_proto::auth::v1::LoginRequest { name: "CAROL".into(), password: PASSWORD.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.token_type, "Bearer");
+    assert_eq!(response.expires_in, 45 * 60);
+
+    let header = decode_part(&response.access_token, 0);
+    assert_eq!(header["alg"], "EdDSA");
+    let claims = decode_part(&response.access_token, 1);
+    assert_eq!(claims["sub"], user.public_id.as_str());
+    assert_eq!(claims["iss"], "bookstore-auth");
+    assert_eq!(claims["aud"], "bookstore");
+    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 2700);
+    assert!(claims["jti"].is_string());
+
+    // The published JWKS verifies it, selected by kid.
+    let jwks = app.client.clone().get_jwks(GetJwksRequest {}).await.unwrap().into_inner().keys;
+    assert_eq!(jwks.len(), 1);
+    assert_eq!(header["kid"], jwks[0].kid.as_str());
+    assert_eq!((jwks[0].kty.as_str(), jwks[0].crv.as_str(), jwks[0].r#use.as_str()), ("OKP", "Ed25519", "sig"));
+    let keys: Vec<PublicJwk> = jwks
+        .into_iter()
+        .map(|jwk| PublicJwk { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid: jwk.kid, alg: jwk.alg, key_use: jwk.r#use })
+        .collect();
+    let policy = TokenPolicy { issuer: "bookstore-auth".into(), audience: "bookstore".into() };
+    let verified = TokenVerifier::new(&policy, &keys).unwrap().verify(&response.access_token).unwrap();
+    assert_eq!(verified.sub, user.public_id);
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_fail_alike() {
+    let app = spawn_app().await;
+    app.register("dave").await.unwrap();
+    let wrong_password = app.login("dave", "not the password").await.unwrap_err();
+    let unknown_user = app.login("nobody", PASSWORD).await.unwrap_err();
+    let malformed_name = app.login("", PASSWORD).await.unwrap_err();
+    for status in [&wrong_password, &unknown_user, &malformed_name] {
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(status.message(), wrong_password.message());
+    }
+}
+
+#[tokio::test]
+async fn validate_token_returns_the_claims_of_good_tokens_only() {
+    let app = spawn_app().await;
+    let user = app.register("erin").await.unwrap().into_inner().user.unwrap();
+    let token = app.login("erin", PASSWORD).await.unwrap();
+    let claims = app.client.clone().validate_token(ValidateTokenRequest { token: token.clone() }).await.unwrap();
+    let claims = claims.into_inner();
+    assert_eq!((claims.public_id, claims.name, claims.admin), (user.public_id, "erin".to_owned(), false));
+    assert!(claims.expires_at.is_some());
+
+    for bad in ["", "garbage", &token[..token.len() - 10]] {
+        let status = app.client.clone().validate_token(ValidateTokenRequest { token: bad.into() }).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn list_users_is_for_admins_only() {
+    let app = spawn_app().await;
+    app.register("frank").await.unwrap();
+    let accounts = auth_service::accounts(&settings(&app.dir)).await.unwrap();
+    accounts.register("root", PASSWORD.into(), true).await.unwrap();
+    let user_token = app.login("frank", PASSWORD).await.unwrap();
+    let admin_token = app.login("root", PASSWORD).await.unwrap();
+    let mut client = app.client.clone();
+
+    let anonymous = client.list_users(ListUsersRequest::default()).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let garbage = client.list_users(with_token("garbage", ListUsersRequest::default())).await.unwrap_err();
+    assert_eq!(garbage.code(), Code::Unauthenticated);
+    let user = client.list_users(with_token(&user_token, ListUsersRequest::default())).await.unwrap_err();
+    assert_eq!(user.code(), Code::PermissionDenied);
+
+    let listed = client.list_users(with_token(&admin_token, ListUsersRequest::default())).await.unwrap().into_inner();
+    let names: Vec<(&str, bool)> = listed.users.iter().map(|user| (user.name.as_str(), user.admin)).collect();
+    assert_eq!(names, [("frank", false), ("root", true)]);
+
+    // A demoted admin loses the right at once, token or not.
+    accounts.set_admin("root", false).await.unwrap();
+    let demoted = client.list_users(with_token(&admin_token, ListUsersRequest::default())).await.unwrap_err();
+    assert_eq!(demoted.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn list_users_pages_cover_every_user_once() {
+    let app = spawn_app().await;
+    let accounts = auth_service::accounts(&settings(&app.dir)).await.unwrap();
+    accounts.register("admin", PASSWORD.into(), true).await.unwrap();
+    for i in 0..4 {
+        app.register(&format!("user{i}")).await.unwrap();
+    }
+    let token = app.login("admin", PASSWORD).await.unwrap();
+    let (mut names, mut page_token) = (HashSet::new(), String::new());
+    loop {
+        let request = ListUsersRequest { page_size: 2, page_token: page_token.clone() };
+        let page = app.client.clone().list_users(with_token(&token, request)).await.unwrap().into_inner();
+        for user in page.users {
+            assert!(names.insert(user.name), "listed twice");
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(names.len(), 5);
+    let bad = ListUsersRequest { page_size: -1, page_token: String::new() };
+    assert_eq!(app.client.clone().list_users(with_token(&token, bad)).await.unwrap_err().code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn tokens_stay_valid_across_a_restart() {
+    let app = spawn_app().await;
+    app.register("grace").await.unwrap();
+    let token = app.login("grace", PASSWORD).await.unwrap();
+    let dir = app.stop().await;
+    let key_file = settings(&dir).signing_key_file;
+    let pem = std::fs::read_to_string(&key_file).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    let app = start(dir).await;
+    app.client.clone().validate_token(ValidateTokenRequest { token }).await.unwrap();
+    app.login("grace", PASSWORD).await.unwrap();
+}
+
+#[tokio::test]
+async fn admin_command_creates_and_promotes_admins() {
+    let app = spawn_app().await;
+    app.register("henry").await.unwrap();
+    let settings = settings(&app.dir);
+    let promote = auth_service::admin::AdminCommand::PromoteAdmin { name: "HENRY".into(), revoke: false };
+    promote.run(&settings).await.unwrap();
+    let token = app.login("henry", PASSWORD).await.unwrap();
+    assert_eq!(decode_part(&token, 1)["admin"], true);
+    let missing = auth_service::admin::AdminCommand::PromoteAdmin { name: "nobody".into(), revoke: false };
+    assert!(missing.run(&settings).await.is_err());
+}

@@ -1,0 +1,79 @@
+//! Starts a real auth-service on an ephemeral port with a fresh database.
+
+use std::time::Duration;
+
+use auth_service::{App, Settings};
+use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
+use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub dir: TempDir,
+    pub client: AuthServiceClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn settings(dir: &TempDir) -> Settings {
+    let mut settings = Settings::from_env().unwrap();
+    settings.listen_addr = "127.0.0.1:0".parse().unwrap();
+    settings.database_url = format!("sqlite://{}", dir.path().join("auth.db").display());
+    settings.signing_key_file = dir.path().join("keys").join("signing-key.pem");
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        bookstore_runtime::init_tracing("info");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    start(dir).await
+}
+
+/// Starts auth-service on `dir` (a fresh one or one a stopped app used).
+pub async fn start(dir: TempDir) -> TestApp {
+    let app = App::build(&settings(&dir)).await.unwrap();
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .timeout(Duration::from_secs(30))
+        .connect_lazy();
+    TestApp { dir, client: AuthServiceClient::new(channel), stop: Some(stop), task: Some(task) }
+}
+
+impl TestApp {
+    /// Stops the server gracefully and hands back its data directory.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        self.dir
+    }
+
+    pub async fn register(&self, name: &str) -> Result<tonic::Response<bookstore_proto::auth::v1::RegisterResponse>, tonic::Status> {
+        self.client.clone().register(RegisterRequest { name: name.into(), password: PASSWORD.into() }).await
+    }
+
+    pub async fn login(&self, name: &str, password: &str) -> Result<String, tonic::Status> {
+        let request = LoginRequest { name: name.into(), password: password.into() };
+        Ok(self.client.clone().login(request).await?.into_inner().access_token)
+    }
+}
+
+pub fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
