@@ -1,5 +1,6 @@
 //! Where users live. The database URL's scheme picks the backend.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
+pub use postgres::PostgresUserStore;
 pub use sqlite::SqliteUserStore;
 
 /// A stored user, password hash included: never leaves the service.
@@ -53,6 +55,7 @@ pub trait UserStore: Send + Sync + 'static {
 pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn UserStore>> {
     match database_url.split_once(':').map(|(scheme, _)| scheme) {
         Some("sqlite") => Ok(Arc::new(SqliteUserStore::connect(database_url).await?)),
-        _ => anyhow::bail!("unsupported database URL {database_url:?}: expected sqlite://PATH"),
+        Some("postgres" | "postgresql") => Ok(Arc::new(PostgresUserStore::connect(database_url).await?)),
+        _ => anyhow::bail!("unsupported database URL: expected sqlite://PATH or postgres://..."),
     }
 }

@@ -9,7 +9,8 @@ pub struct Settings {
     #[arg(long, env = "BOOKS_LISTEN_ADDR", default_value = "127.0.0.1:50052")]
     pub listen_addr: SocketAddr,
 
-    /// Database URL: `sqlite://PATH` (the file and its directory are created).
+    /// Database URL: `sqlite://PATH` (the file and its directory are created)
+    /// or `postgres://USER@HOST/DB` (the database must exist).
     #[arg(long, env = "BOOKS_DATABASE_URL", default_value = "sqlite://data/books.db")]
     pub database_url: String,
 

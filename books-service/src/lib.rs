@@ -3,7 +3,7 @@
 
 mod app;
 pub mod config;
-mod domain;
+pub mod domain;
 mod error;
 mod grpc;
 mod interceptor;

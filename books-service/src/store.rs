@@ -1,5 +1,6 @@
 //! Where books live. The database URL's scheme picks the backend.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 use crate::domain::{BookId, BookPatch, NewBook};
 use crate::error::Result;
 
+pub use postgres::PostgresBookStore;
 pub use sqlite::SqliteBookStore;
 
 /// A stored book.
@@ -45,6 +47,28 @@ pub trait BookStore: Send + Sync + 'static {
 pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn BookStore>> {
     match database_url.split_once(':').map(|(scheme, _)| scheme) {
         Some("sqlite") => Ok(Arc::new(SqliteBookStore::connect(database_url).await?)),
-        _ => anyhow::bail!("unsupported database URL {database_url:?}: expected sqlite://PATH"),
+        Some("postgres" | "postgresql") => Ok(Arc::new(PostgresBookStore::connect(database_url).await?)),
+        _ => anyhow::bail!("unsupported database URL: expected sqlite://PATH or postgres://..."),
+    }
+}
+
+/// Builders for the store contract tests (valid values without parsing).
+#[doc(hidden)]
+pub mod testing {
+    use crate::domain::{BookId, BookPatch, NewBook};
+
+    pub fn book(name: &str, author: &str, book_prize: i64) -> NewBook {
+        NewBook { name: name.into(), author: author.into(), publisher: "Penguin".into(), book_prize }
+    }
+
+    /// # Panics
+    /// When `id` is not positive.
+    pub fn id(id: i64) -> BookId {
+        #[allow(clippy::expect_used)]
+        BookId::parse(id).expect("a positive id")
+    }
+
+    pub fn patch(name: Option<&str>, book_prize: Option<i64>) -> BookPatch {
+        BookPatch { name: name.map(str::to_owned), book_prize, ..BookPatch::default() }
     }
 }

@@ -1,0 +1,101 @@
+//! The PostgreSQL backend, for several stateless replicas on one database.
+//! Plain SQL only (no advisory locks, no listen/notify), so that
+//! PostgreSQL-compatible engines such as CockroachDB can serve it too.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use super::{NewUser, UserRecord, UserStore};
+use crate::error::{Error, Result};
+
+const TAKEN: &str = "a user with this name already exists";
+
+/// Users in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresUserStore {
+    pool: PgPool,
+}
+
+impl PostgresUserStore {
+    /// Connects and applies the embedded migrations (sqlx serialises
+    /// concurrent migrators with a lock, taken only at start-up).
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .context("cannot connect to the PostgreSQL user database")?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await.context("cannot migrate the user database")?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl UserStore for PostgresUserStore {
+    async fn create_user(&self, user: NewUser) -> Result<UserRecord> {
+        sqlx::query_as(
+            "insert into users (public_id, name, name_key, password_hash, admin, created_at)
+             values ($1, $2, $3, $4, $5, $6)
+             returning id, public_id, name, password_hash, admin, created_at",
+        )
+        .bind(user.public_id)
+        .bind(user.name)
+        .bind(user.name_key)
+        .bind(user.password_hash)
+        .bind(user.admin)
+        .bind(user.created_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| Error::from_db(error, TAKEN))
+    }
+
+    async fn find_user_by_name_key(&self, name_key: &str) -> Result<Option<UserRecord>> {
+        Ok(sqlx::query_as(
+            "select id, public_id, name, password_hash, admin, created_at from users where name_key = $1",
+        )
+        .bind(name_key)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn find_user_by_public_id(&self, public_id: &str) -> Result<Option<UserRecord>> {
+        Ok(sqlx::query_as(
+            "select id, public_id, name, password_hash, admin, created_at from users where public_id = $1",
+        )
+        .bind(public_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn list_users(&self, after_id: i64, limit: u32) -> Result<Vec<UserRecord>> {
+        Ok(sqlx::query_as(
+            "select id, public_id, name, password_hash, admin, created_at from users
+             where id > $1 order by id limit $2",
+        )
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn set_admin(&self, name_key: &str, admin: bool) -> Result<UserRecord> {
+        sqlx::query_as(
+            "update users set admin = $1 where name_key = $2
+             returning id, public_id, name, password_hash, admin, created_at",
+        )
+        .bind(admin)
+        .bind(name_key)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound("no user with this name".into()))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,115 @@
+//! The PostgreSQL backend, for several stateless replicas on one database.
+//! Plain SQL only (no advisory locks, no listen/notify), so that
+//! PostgreSQL-compatible engines such as CockroachDB can serve it too.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use super::{BookRecord, BookStore};
+use crate::domain::{BookId, BookPatch, NewBook};
+use crate::error::Result;
+
+const COLUMNS: &str = "id, owner_id, name, author, publisher, book_prize, created_at, updated_at";
+
+/// Books in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresBookStore {
+    pool: PgPool,
+}
+
+impl PostgresBookStore {
+    /// Connects and applies the embedded migrations (sqlx serialises
+    /// concurrent migrators with a lock, taken only at start-up).
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .context("cannot connect to the PostgreSQL book database")?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await.context("cannot migrate the book database")?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl BookStore for PostgresBookStore {
+    async fn create_book(&self, owner_id: &str, book: NewBook, now: i64) -> Result<BookRecord> {
+        Ok(sqlx::query_as(&format!(
+            "insert into books (owner_id, name, author, publisher, book_prize, created_at, updated_at)
+             values ($1, $2, $3, $4, $5, $6, $6) returning {COLUMNS}"
+        ))
+        .bind(owner_id)
+        .bind(book.name)
+        .bind(book.author)
+        .bind(book.publisher)
+        .bind(book.book_prize)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn get_book(&self, owner_id: &str, id: BookId) -> Result<Option<BookRecord>> {
+        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where id = $1 and owner_id = $2"))
+            .bind(id.get())
+            .bind(owner_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn list_books(&self, owner_id: &str, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
+        Ok(sqlx::query_as(&format!(
+            "select {COLUMNS} from books where owner_id = $1 and id > $2 order by id limit $3"
+        ))
+        .bind(owner_id)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn update_book(
+        &self,
+        owner_id: &str,
+        id: BookId,
+        patch: BookPatch,
+        now: i64,
+    ) -> Result<Option<BookRecord>> {
+        Ok(sqlx::query_as(&format!(
+            "update books set
+                name = coalesce($1, name),
+                author = coalesce($2, author),
+                publisher = coalesce($3, publisher),
+                book_prize = coalesce($4, book_prize),
+                updated_at = $5
+             where id = $6 and owner_id = $7
+             returning {COLUMNS}"
+        ))
+        .bind(patch.name)
+        .bind(patch.author)
+        .bind(patch.publisher)
+        .bind(patch.book_prize)
+        .bind(now)
+        .bind(id.get())
+        .bind(owner_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn delete_book(&self, owner_id: &str, id: BookId) -> Result<bool> {
+        let result = sqlx::query("delete from books where id = $1 and owner_id = $2")
+            .bind(id.get())
+            .bind(owner_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,115 @@
+//! The `BookStore` contract, run against every backend: SQLite always,
+//! PostgreSQL when a server is reachable (and always in CI).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use books_service::store::BookStore;
+use books_service::store::testing::{book, id, patch};
+use bookstore_testing::TestDatabase;
+
+const NOW: i64 = 1_700_000_000_000_000;
+
+async fn created_books_are_scoped_to_their_owner(store: Arc<dyn BookStore>) {
+    let created = store.create_book("alice", book("Dune", "Herbert", 250), NOW).await.unwrap();
+    assert_eq!((created.owner_id.as_str(), created.name.as_str(), created.book_prize), ("alice", "Dune", 250));
+    assert_eq!(store.get_book("alice", id(created.id)).await.unwrap(), Some(created.clone()));
+    assert_eq!(store.get_book("mallory", id(created.id)).await.unwrap(), None);
+    assert!(store.list_books("mallory", 0, 10).await.unwrap().is_empty());
+    assert!(!store.delete_book("mallory", id(created.id)).await.unwrap());
+    let stolen = store.update_book("mallory", id(created.id), patch(Some("Mine"), None), NOW + 1).await.unwrap();
+    assert_eq!(stolen, None);
+    assert_eq!(store.get_book("alice", id(created.id)).await.unwrap(), Some(created));
+}
+
+async fn same_title_and_author_are_allowed_many_times(store: Arc<dyn BookStore>) {
+    for owner in ["alice", "bob", "alice"] {
+        store.create_book(owner, book("Dune", "Herbert", 1), NOW).await.unwrap();
+    }
+    assert_eq!(store.list_books("alice", 0, 10).await.unwrap().len(), 2);
+}
+
+async fn updates_change_only_the_fields_set(store: Arc<dyn BookStore>) {
+    let created = store.create_book("alice", book("Dune", "Herbert", 250), NOW).await.unwrap();
+    let updated = store.update_book("alice", id(created.id), patch(None, Some(300)), NOW + 5).await.unwrap().unwrap();
+    assert_eq!((updated.name.as_str(), updated.author.as_str(), updated.book_prize), ("Dune", "Herbert", 300));
+    assert_eq!((updated.created_at, updated.updated_at), (NOW, NOW + 5));
+}
+
+async fn deleted_ids_are_never_reused(store: Arc<dyn BookStore>) {
+    let first = store.create_book("alice", book("One", "A", 1), NOW).await.unwrap().id;
+    assert!(store.delete_book("alice", id(first)).await.unwrap());
+    assert!(!store.delete_book("alice", id(first)).await.unwrap());
+    let second = store.create_book("alice", book("Two", "A", 1), NOW).await.unwrap().id;
+    assert!(second > first);
+}
+
+/// Walks pages while other tasks insert and delete: every book that existed
+/// before the walk and was not deleted is seen exactly once.
+async fn keyset_pages_stay_correct_under_concurrent_writes(store: Arc<dyn BookStore>) {
+    let mut before = Vec::new();
+    for i in 0..60 {
+        before.push(store.create_book("alice", book(&format!("B{i}"), "A", i), NOW).await.unwrap().id);
+    }
+    let doomed: HashSet<i64> = before.iter().copied().filter(|id| id % 3 == 0).collect();
+    let writer = {
+        let (store, doomed) = (Arc::clone(&store), doomed.clone());
+        tokio::spawn(async move {
+            for (i, book_id) in doomed.into_iter().enumerate() {
+                store.delete_book("alice", id(book_id)).await.unwrap();
+                store.create_book("alice", book(&format!("New{i}"), "A", 1), NOW).await.unwrap();
+            }
+        })
+    };
+    let (mut seen, mut after) = (Vec::new(), 0);
+    loop {
+        let page = store.list_books("alice", after, 7).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        seen.extend(page.iter().map(|book| book.id));
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+    let unique: HashSet<i64> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "no book is listed twice");
+    assert!(seen.windows(2).all(|pair| pair[0] < pair[1]), "ids ascend");
+    for book_id in before.iter().filter(|book_id| !doomed.contains(book_id)) {
+        assert!(unique.contains(book_id), "surviving book {book_id} was skipped");
+    }
+}
+
+macro_rules! book_store_contract {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let database = bookstore_testing::TestDatabase::sqlite();
+                    let store = books_service::store::connect(&database.url).await.unwrap();
+                    super::$test(store.clone()).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let Some(database) = super::TestDatabase::postgres().await else { return };
+                    let store = books_service::store::connect(&database.url).await.unwrap();
+                    super::$test(store.clone()).await;
+                    store.close().await;
+                    database.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+book_store_contract!(
+    created_books_are_scoped_to_their_owner,
+    same_title_and_author_are_allowed_many_times,
+    updates_change_only_the_fields_set,
+    deleted_ids_are_never_reused,
+    keyset_pages_stay_correct_under_concurrent_writes,
+);
