@@ -13,7 +13,7 @@ use tonic::service::Routes;
 use crate::accounts::Accounts;
 use crate::config::Settings;
 use crate::grpc::AuthGrpc;
-use crate::keys::load_signing_key;
+use crate::keys::{load_signing_key, load_verification_keys};
 use crate::password::PasswordHasher;
 
 /// A ready auth-service: database open and migrated, key loaded, listener
@@ -57,7 +57,13 @@ pub async fn accounts(settings: &Settings) -> anyhow::Result<Accounts> {
     let key = load_signing_key(settings)?;
     let policy = TokenPolicy { issuer: settings.issuer.clone(), audience: settings.audience.clone() };
     let signer = TokenSigner::new(&key, policy.clone(), Duration::from_secs(settings.token_ttl_secs))?;
-    let jwks = vec![key.public_jwk().clone()];
+    let mut jwks = vec![key.public_jwk().clone()];
+    for jwk in load_verification_keys(settings)? {
+        if !jwks.iter().any(|known| known.kid == jwk.kid) {
+            jwks.push(jwk);
+        }
+    }
+    tracing::info!(signing_kid = key.kid(), published = jwks.len(), "token keys loaded");
     let verifier = TokenVerifier::new(&policy, &jwks)?;
     let hasher = PasswordHasher::new(settings.max_concurrent_hashes).await?;
     Ok(Accounts::new(store, hasher, signer, verifier, jwks))

@@ -26,6 +26,12 @@ pub struct Settings {
     #[arg(long, env = "AUTH_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
 
+    /// More PKCS#8 PEM key files whose public keys are published in the JWKS
+    /// and accepted, without signing with them: the next key before a
+    /// rotation, the previous one until its last token has expired.
+    #[arg(long, env = "AUTH_VERIFICATION_KEY_FILES", value_delimiter = ',')]
+    pub verification_key_files: Vec<PathBuf>,
+
     /// Generate the key file on first start if it is missing. Turn off when
     /// several replicas must share one key.
     #[arg(long, env = "AUTH_GENERATE_SIGNING_KEY", default_value_t = true, action = ArgAction::Set)]
@@ -71,6 +77,7 @@ impl fmt::Debug for Settings {
             .field("database_url", &self.database_url)
             .field("signing_key_file", &self.signing_key_file)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
+            .field("verification_key_files", &self.verification_key_files)
             .field("generate_signing_key", &self.generate_signing_key)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)

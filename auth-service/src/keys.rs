@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use bookstore_tokens::SigningKey;
+use bookstore_tokens::{PublicJwk, SigningKey};
 
 use crate::config::Settings;
 
@@ -26,6 +26,19 @@ pub fn load_signing_key(settings: &Settings) -> anyhow::Result<SigningKey> {
         }
         Err(error) => Err(error).with_context(|| format!("cannot read signing key file {}", path.display())),
     }
+}
+
+/// The public keys of the verification key files, for the JWKS.
+pub fn load_verification_keys(settings: &Settings) -> anyhow::Result<Vec<PublicJwk>> {
+    settings
+        .verification_key_files
+        .iter()
+        .map(|path| {
+            let pem = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let key = SigningKey::from_pkcs8_pem(&pem).with_context(|| format!("verification key {}", path.display()))?;
+            Ok(key.public_jwk().clone())
+        })
+        .collect()
 }
 
 /// Writes a secret readable by the owner only, atomically (temp + rename),

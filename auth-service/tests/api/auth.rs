@@ -223,3 +223,34 @@ async fn admin_command_creates_and_promotes_admins() {
     let missing = auth_service::admin::AdminCommand::PromoteAdmin { name: "nobody".into(), revoke: false };
     assert!(missing.run(&settings).await.is_err());
 }
+
+#[tokio::test]
+async fn rotation_publishes_the_next_key_and_keeps_the_previous_one_valid() {
+    // Before: key A signs. Publish B in advance.
+    let app = spawn_app().await;
+    app.register("ivy").await.unwrap();
+    let token_a = app.login("ivy", PASSWORD).await.unwrap();
+    let dir = app.stop().await;
+    let key_a = settings(&dir).signing_key_file;
+    let key_b = dir.path().join("keys").join("next.pem");
+    std::fs::write(&key_b, bookstore_tokens::SigningKey::generate().to_pkcs8_pem().unwrap()).unwrap();
+
+    let mut publish_b = settings(&dir);
+    publish_b.verification_key_files = vec![key_b.clone()];
+    let app = crate::helpers::start_with(dir, &publish_b).await;
+    let kids: Vec<String> =
+        app.client.clone().get_jwks(GetJwksRequest {}).await.unwrap().into_inner().keys.into_iter().map(|k| k.kid).collect();
+    assert_eq!(kids.len(), 2, "A signs, B is published");
+    let dir = app.stop().await;
+
+    // Then B signs and A is only published, so A's tokens stay valid.
+    let mut sign_b = settings(&dir);
+    sign_b.signing_key_file = key_b;
+    sign_b.verification_key_files = vec![key_a];
+    let app = crate::helpers::start_with(dir, &sign_b).await;
+    let token_b = app.login("ivy", PASSWORD).await.unwrap();
+    assert_ne!(decode_part(&token_b, 0)["kid"], decode_part(&token_a, 0)["kid"]);
+    for token in [token_a, token_b] {
+        app.client.clone().validate_token(ValidateTokenRequest { token }).await.unwrap();
+    }
+}

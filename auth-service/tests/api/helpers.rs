@@ -37,7 +37,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts auth-service on `dir` (a fresh one or one a stopped app used).
 pub async fn start(dir: TempDir) -> TestApp {
-    let app = App::build(&settings(&dir)).await.unwrap();
+    let settings = settings(&dir);
+    start_with(dir, &settings).await
+}
+
+/// Starts auth-service on `dir` with explicit settings.
+pub async fn start_with(dir: TempDir, settings: &Settings) -> TestApp {
+    let app = App::build(settings).await.unwrap();
     let addr = app.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async {
