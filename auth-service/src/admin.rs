@@ -17,6 +17,13 @@ pub enum AdminCommand {
         #[arg(long)]
         name: String,
     },
+    /// Writes a new Ed25519 token signing key (PKCS#8 PEM) to a file, for
+    /// deployments that share one key between replicas (or rotate keys).
+    GenerateSigningKey {
+        /// Where to write the key; refuses to overwrite.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Makes an existing user an admin (or, with --revoke, a user again).
     PromoteAdmin {
         /// Name of the existing user.
@@ -31,6 +38,12 @@ pub enum AdminCommand {
 impl AdminCommand {
     /// Runs the command against the database and keys `settings` name.
     pub async fn run(&self, settings: &Settings) -> anyhow::Result<()> {
+        if let Self::GenerateSigningKey { out } = self {
+            let key = bookstore_tokens::SigningKey::generate();
+            crate::keys::write_private_file(out, &key.to_pkcs8_pem()?, false)?;
+            println!("wrote signing key {} (kid {})", out.display(), key.kid());
+            return Ok(());
+        }
         let accounts = crate::accounts(settings).await?;
         let outcome = match self {
             Self::CreateAdmin { name } => {
@@ -44,6 +57,7 @@ impl AdminCommand {
                 println!("user {:?} admin: {}", user.name, user.admin);
                 Ok(())
             }
+            Self::GenerateSigningKey { .. } => Ok(()),
         };
         accounts.close().await;
         outcome

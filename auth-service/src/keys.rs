@@ -20,7 +20,7 @@ pub fn load_signing_key(settings: &Settings) -> anyhow::Result<SigningKey> {
         Ok(pem) => SigningKey::from_pkcs8_pem(&pem).with_context(|| format!("signing key file {}", path.display())),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && settings.generate_signing_key => {
             let key = SigningKey::generate();
-            write_private_file(path, &key.to_pkcs8_pem()?)?;
+            write_private_file(path, &key.to_pkcs8_pem()?, true)?;
             tracing::info!(path = %path.display(), kid = key.kid(), "generated a new signing key");
             Ok(key)
         }
@@ -35,7 +35,8 @@ pub fn load_verification_keys(settings: &Settings) -> anyhow::Result<Vec<PublicJ
         .iter()
         .map(|path| {
             let pem = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let key = SigningKey::from_pkcs8_pem(&pem).with_context(|| format!("verification key {}", path.display()))?;
+            let key =
+                SigningKey::from_pkcs8_pem(&pem).with_context(|| format!("verification key {}", path.display()))?;
             Ok(key.public_jwk().clone())
         })
         .collect()
@@ -43,7 +44,10 @@ pub fn load_verification_keys(settings: &Settings) -> anyhow::Result<Vec<PublicJ
 
 /// Writes a secret readable by the owner only, atomically (temp + rename),
 /// so a crash never leaves half a key behind.
-fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private_file(path: &Path, contents: &str, overwrite: bool) -> anyhow::Result<()> {
+    if !overwrite && path.exists() {
+        anyhow::bail!("{} exists already; not overwriting a key", path.display());
+    }
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

@@ -1,6 +1,8 @@
 //! The `UserStore` contract, run against every backend: SQLite always,
 //! PostgreSQL when a server is reachable (and always in CI).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
+
 use auth_service::Error;
 use auth_service::store::{NewUser, UserStore};
 use bookstore_testing::TestDatabase;

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
-use bookstore_proto::books::v1::books_service_server::BooksServiceServer;
+use bookstore_proto::books::v1::books_service_server::{BooksServiceServer, SERVICE_NAME};
+use bookstore_runtime::HealthReporter;
 use bookstore_tokens::TokenPolicy;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::Endpoint;
+use tonic_health::ServingStatus;
 use tower::Layer as _;
 
 use crate::config::Settings;
@@ -27,6 +29,7 @@ pub struct App {
     routes: Routes,
     store: Arc<dyn BookStore>,
     keys: JwksCache,
+    health: HealthReporter,
     jwks_refresh: Duration,
 }
 
@@ -44,13 +47,23 @@ impl App {
             Duration::from_secs(settings.jwks_min_refetch_secs),
         );
         let (routes, health) = bookstore_runtime::standard_routes()?;
-        health.set_serving::<BooksServiceServer<BooksGrpc>>().await;
+        // Not ready until the signing keys are in: every call would fail.
+        for service in ["", SERVICE_NAME] {
+            health.set_service_status(service, ServingStatus::NotServing).await;
+        }
         let books = RequireTokenLayer::new(keys.clone()).layer(BooksServiceServer::new(BooksGrpc::new(store.clone())));
         let routes = routes.add_service(books);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
-        Ok(Self { listener, routes, store, keys, jwks_refresh: Duration::from_secs(settings.jwks_refresh_secs.max(1)) })
+        Ok(Self {
+            listener,
+            routes,
+            store,
+            keys,
+            health,
+            jwks_refresh: Duration::from_secs(settings.jwks_refresh_secs.max(1)),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -62,7 +75,7 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "books-service listening");
         let (stop_refresh, refresh_stopped) = tokio::sync::oneshot::channel::<()>();
-        let refresher = tokio::spawn(self.keys.refresh_periodically(self.jwks_refresh, async {
+        let refresher = tokio::spawn(refresh_keys(self.keys, self.health, self.jwks_refresh, async {
             let _ = refresh_stopped.await;
         }));
         let served = bookstore_runtime::serve(self.listener, self.routes, shutdown).await;
@@ -71,5 +84,30 @@ impl App {
         self.store.close().await;
         tracing::info!("books-service stopped");
         Ok(served?)
+    }
+}
+
+/// Fetches the signing keys every `interval` until `stop` resolves (every
+/// second until the first success), and reports SERVING once keys are in.
+/// Retired keys leave the cache and new ones arrive before their first
+/// token; failures keep the keys already loaded.
+async fn refresh_keys(keys: JwksCache, health: HealthReporter, interval: Duration, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        if let Err(error) = keys.refresh().await {
+            tracing::warn!(%error, "signing key refresh failed");
+        }
+        let (status, pause) = if keys.has_keys() {
+            (ServingStatus::Serving, interval)
+        } else {
+            (ServingStatus::NotServing, Duration::from_secs(1))
+        };
+        for service in ["", SERVICE_NAME] {
+            health.set_service_status(service, status).await;
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(pause) => {}
+        }
     }
 }

@@ -89,7 +89,8 @@ impl BookPatch {
         publisher: Option<&str>,
         book_prize: Option<i64>,
     ) -> Result<Self> {
-        let text = |field, raw: Option<&str>| raw.map(|raw| BookText::parse(field, raw).map(BookText::into_inner)).transpose();
+        let text =
+            |field, raw: Option<&str>| raw.map(|raw| BookText::parse(field, raw).map(BookText::into_inner)).transpose();
         Ok(Self {
             name: text("name", name)?,
             author: text("author", author)?,

@@ -63,8 +63,11 @@ impl BooksService for BooksGrpc {
         let UpdateBookRequest { id, name, author, publisher, book_prize } = request.get_ref();
         let id = BookId::parse(*id)?;
         let patch = BookPatch::parse(name.as_deref(), author.as_deref(), publisher.as_deref(), *book_prize)?;
-        let book =
-            self.store.update_book(owner, id, patch, unix_micros()).await?.ok_or_else(|| Error::book_not_found(id.get()))?;
+        let book = self
+            .store
+            .update_book(owner, id, patch, unix_micros())
+            .await?
+            .ok_or_else(|| Error::book_not_found(id.get()))?;
         tracing::info!(book_id = book.id, "book updated");
         Ok(Response::new(UpdateBookResponse { book: Some(to_proto(book)) }))
     }

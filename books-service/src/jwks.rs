@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 
 /// How long one `GetJwks` call may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Least time between on-demand fetches after a failed one (auth-service
+/// still starting, say): short, so the service is usable as soon as
+/// auth-service is, yet a flood of requests makes at most a few calls.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
 
 /// A cached JWK Set with on-demand, rate-limited refreshes.
 #[derive(Clone)]
@@ -26,9 +30,10 @@ struct Inner {
     policy: TokenPolicy,
     client: AuthServiceClient<Channel>,
     verifier: RwLock<Option<Arc<TokenVerifier>>>,
-    /// When the last fetch was tried; held while a fetch runs, so concurrent
-    /// callers wait for that one instead of starting their own.
-    last_fetch: Mutex<Option<Instant>>,
+    /// When the last fetch was tried and whether it succeeded; held while a
+    /// fetch runs, so concurrent callers wait for that one instead of
+    /// starting their own.
+    last_fetch: Mutex<Option<(Instant, bool)>>,
     min_refetch_interval: Duration,
 }
 
@@ -51,33 +56,45 @@ impl JwksCache {
         if let Some(verifier) = self.current() {
             match verifier.verify(token) {
                 Err(TokenError::UnknownKey(_)) => {}
-                outcome => return outcome.map_err(unauthenticated),
+                outcome => return outcome.map_err(|error| unauthenticated(&error)),
             }
         }
         self.refresh_if_due().await;
         let verifier = self.current().ok_or_else(|| {
-            Error::Unavailable("cannot verify tokens yet: the signing keys could not be fetched from auth-service".into())
+            Error::Unavailable(
+                "cannot verify tokens yet: the signing keys could not be fetched from auth-service".into(),
+            )
         })?;
-        verifier.verify(token).map_err(unauthenticated)
+        verifier.verify(token).map_err(|error| unauthenticated(&error))
     }
 
     /// Fetches the keys now, whatever the rate limit. For the periodic
     /// refresh and for start-up.
     pub async fn refresh(&self) -> Result<()> {
         let mut last_fetch = self.inner.last_fetch.lock().await;
-        *last_fetch = Some(Instant::now());
-        self.fetch().await
+        let fetched = self.fetch().await;
+        *last_fetch = Some((Instant::now(), fetched.is_ok()));
+        fetched
     }
 
     async fn refresh_if_due(&self) {
         let mut last_fetch = self.inner.last_fetch.lock().await;
-        if last_fetch.is_some_and(|at| at.elapsed() < self.inner.min_refetch_interval) {
-            return;
+        if let Some((at, succeeded)) = *last_fetch {
+            let interval = if succeeded { self.inner.min_refetch_interval } else { RETRY_AFTER_FAILURE };
+            if at.elapsed() < interval {
+                return;
+            }
         }
-        *last_fetch = Some(Instant::now());
-        if let Err(error) = self.fetch().await {
+        let fetched = self.fetch().await;
+        *last_fetch = Some((Instant::now(), fetched.is_ok()));
+        if let Err(error) = fetched {
             tracing::warn!(%error, "cannot refresh the signing keys");
         }
+    }
+
+    /// Whether keys have been loaded: until then every call is refused.
+    pub fn has_keys(&self) -> bool {
+        self.current().is_some()
     }
 
     async fn fetch(&self) -> Result<()> {
@@ -94,7 +111,14 @@ impl JwksCache {
             .into_inner()
             .keys
             .into_iter()
-            .map(|jwk| PublicJwk { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid: jwk.kid, alg: jwk.alg, key_use: jwk.r#use })
+            .map(|jwk| PublicJwk {
+                kty: jwk.kty,
+                crv: jwk.crv,
+                x: jwk.x,
+                kid: jwk.kid,
+                alg: jwk.alg,
+                key_use: jwk.r#use,
+            })
             .collect();
         let verifier = TokenVerifier::new(&self.inner.policy, &keys)
             .map_err(|error| Error::Internal(anyhow::anyhow!("auth-service published a bad key: {error}")))?;
@@ -107,25 +131,8 @@ impl JwksCache {
     fn current(&self) -> Option<Arc<TokenVerifier>> {
         self.inner.verifier.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
-
-    /// Refreshes every `interval` until `stop` resolves, so retired keys
-    /// leave the cache and new ones arrive before their first token.
-    pub async fn refresh_periodically(self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        let mut ticker = tokio::time::interval(interval);
-        loop {
-            tokio::select! {
-                () = &mut stop => return,
-                _ = ticker.tick() => {
-                    if let Err(error) = self.refresh().await {
-                        tracing::warn!(%error, "periodic signing key refresh failed");
-                    }
-                }
-            }
-        }
-    }
 }
 
-fn unauthenticated(error: TokenError) -> Error {
+fn unauthenticated(error: &TokenError) -> Error {
     Error::Unauthenticated(error.to_string())
 }

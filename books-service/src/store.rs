@@ -35,8 +35,7 @@ pub trait BookStore: Send + Sync + 'static {
     async fn get_book(&self, owner_id: &str, id: BookId) -> Result<Option<BookRecord>>;
     /// The owner's books with `id > after_id`, ascending, at most `limit`.
     async fn list_books(&self, owner_id: &str, after_id: i64, limit: u32) -> Result<Vec<BookRecord>>;
-    async fn update_book(&self, owner_id: &str, id: BookId, patch: BookPatch, now: i64)
-    -> Result<Option<BookRecord>>;
+    async fn update_book(&self, owner_id: &str, id: BookId, patch: BookPatch, now: i64) -> Result<Option<BookRecord>>;
     /// Whether a book was deleted.
     async fn delete_book(&self, owner_id: &str, id: BookId) -> Result<bool>;
     /// Closes the connections, waiting for those in use.

@@ -1,6 +1,8 @@
 //! The `BookStore` contract, run against every backend: SQLite always,
 //! PostgreSQL when a server is reachable (and always in CI).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
+
 use std::collections::HashSet;
 use std::sync::Arc;
 

@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod probe;
+
 use auth_service::admin::AdminCommand;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +34,19 @@ struct Cli {
     books_addr: SocketAddr,
 
     #[command(subcommand)]
-    command: Option<AdminCommand>,
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Admin(AdminCommand),
+    /// Checks a service's health and exits non-zero when it is not healthy:
+    /// `grpc://HOST:PORT` (gRPC health) or `http://HOST:PORT/PATH` (HTTP 200).
+    Probe {
+        /// What to check, e.g. grpc://127.0.0.1:50051 or http://127.0.0.1:5000/readyz.
+        target: String,
+    },
 }
 
 impl Cli {
@@ -50,8 +64,10 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     bookstore_runtime::init_tracing("info");
     let auth_settings = cli.auth_settings()?;
-    if let Some(command) = &cli.command {
-        return command.run(&auth_settings).await;
+    match &cli.command {
+        Some(Command::Admin(command)) => return command.run(&auth_settings).await,
+        Some(Command::Probe { target }) => return probe::probe(target).await,
+        None => {}
     }
 
     let auth = auth_service::App::build(&auth_settings).await?;

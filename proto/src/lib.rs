@@ -8,8 +8,7 @@ pub use tonic;
 
 /// The encoded `FileDescriptorSet` of every Bookstore .proto file (and the
 /// well-known types they import), for `tonic-reflection`.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/bookstore_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bookstore_descriptor.bin"));
 
 /// Users, passwords and tokens.
 pub mod auth {
@@ -97,7 +96,7 @@ pub mod pagination {
     }
 
     fn hex_decode(text: &str) -> Option<Vec<u8>> {
-        if text.len() % 2 != 0 || !text.is_ascii() {
+        if !text.len().is_multiple_of(2) || !text.is_ascii() {
             return None;
         }
         (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()

@@ -53,7 +53,9 @@ impl TestDatabase {
         let mut admin = match PgConnection::connect(&server).await {
             Ok(connection) => connection,
             Err(error) if !required => {
-                eprintln!("PostgreSQL test skipped: cannot reach {server} ({error}); set BOOKSTORE_REQUIRE_POSTGRES=1 to fail instead");
+                eprintln!(
+                    "PostgreSQL test skipped: cannot reach {server} ({error}); set BOOKSTORE_REQUIRE_POSTGRES=1 to fail instead"
+                );
                 return None;
             }
             Err(error) => panic!("PostgreSQL is required for this run but {server} cannot be reached: {error}"),
@@ -63,7 +65,9 @@ impl TestDatabase {
         admin.execute(format!("create database {name}").as_str()).await.expect("create the test database");
         let base = server.split_once('?').map_or(server.as_str(), |(base, _)| base);
         let url = match base.rsplit_once('/') {
-            Some((prefix, _)) if prefix.contains("//") && prefix.len() > "postgres://".len() => format!("{prefix}/{name}"),
+            Some((prefix, _)) if prefix.contains("//") && prefix.len() > "postgres://".len() => {
+                format!("{prefix}/{name}")
+            }
             _ => format!("{base}/{name}"),
         };
         Some(Self { url, _dir: None, postgres: Some((server, name)) })
@@ -78,7 +82,10 @@ impl TestDatabase {
             #[allow(clippy::expect_used)]
             let mut admin = PgConnection::connect(server).await.expect("reconnect to drop the test database");
             #[allow(clippy::expect_used)]
-            admin.execute(format!("drop database if exists {name} with (force)").as_str()).await.expect("drop the test database");
+            admin
+                .execute(format!("drop database if exists {name} with (force)").as_str())
+                .await
+                .expect("drop the test database");
         }
     }
 }

@@ -147,10 +147,7 @@ impl SigningKey {
 
     /// The key as PKCS#8 PEM. This is the secret: store it with care.
     pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
-        self.key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map(|pem| pem.to_string())
-            .map_err(|error| KeyError(error.to_string()))
+        self.key.to_pkcs8_pem(LineEnding::LF).map(|pem| pem.to_string()).map_err(|error| KeyError(error.to_string()))
     }
 
     fn from_dalek(key: ed25519_dalek::SigningKey) -> Self {
@@ -207,12 +204,7 @@ pub struct IssuedToken {
 impl TokenSigner {
     pub fn new(key: &SigningKey, policy: TokenPolicy, lifetime: Duration) -> Result<Self, KeyError> {
         let der = key.key.to_pkcs8_der().map_err(|error| KeyError(error.to_string()))?;
-        Ok(Self {
-            kid: key.kid().to_owned(),
-            encoding: EncodingKey::from_ed_der(der.as_bytes()),
-            policy,
-            lifetime,
-        })
+        Ok(Self { kid: key.kid().to_owned(), encoding: EncodingKey::from_ed_der(der.as_bytes()), policy, lifetime })
     }
 
     /// How long the tokens this signer issues are valid.
@@ -387,8 +379,8 @@ mod tests {
         // HS256 keyed with the public key: the classic algorithm confusion.
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(key.kid().to_owned());
-        let hs = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key.public_jwk().x.as_bytes()))
-            .unwrap();
+        let hs =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key.public_jwk().x.as_bytes())).unwrap();
         assert_eq!(verifier.verify(&hs), Err(TokenError::WrongAlgorithm));
     }
 

@@ -68,12 +68,10 @@ impl UserStore for SqliteUserStore {
     }
 
     async fn find_user_by_name_key(&self, name_key: &str) -> Result<Option<UserRecord>> {
-        Ok(sqlx::query_as(
-            "select id, public_id, name, password_hash, admin, created_at from users where name_key = ?",
-        )
-        .bind(name_key)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(sqlx::query_as("select id, public_id, name, password_hash, admin, created_at from users where name_key = ?")
+            .bind(name_key)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn find_user_by_public_id(&self, public_id: &str) -> Result<Option<UserRecord>> {

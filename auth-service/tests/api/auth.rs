@@ -238,8 +238,17 @@ async fn rotation_publishes_the_next_key_and_keeps_the_previous_one_valid() {
     let mut publish_b = settings(&dir);
     publish_b.verification_key_files = vec![key_b.clone()];
     let app = crate::helpers::start_with(dir, &publish_b).await;
-    let kids: Vec<String> =
-        app.client.clone().get_jwks(GetJwksRequest {}).await.unwrap().into_inner().keys.into_iter().map(|k| k.kid).collect();
+    let kids: Vec<String> = app
+        .client
+        .clone()
+        .get_jwks(GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
     assert_eq!(kids.len(), 2, "A signs, B is published");
     let dir = app.stop().await;
 

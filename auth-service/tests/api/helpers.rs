@@ -68,7 +68,10 @@ impl TestApp {
         self.dir
     }
 
-    pub async fn register(&self, name: &str) -> Result<tonic::Response<bookstore_proto::auth::v1::RegisterResponse>, tonic::Status> {
+    pub async fn register(
+        &self,
+        name: &str,
+    ) -> Result<tonic::Response<bookstore_proto::auth::v1::RegisterResponse>, tonic::Status> {
         self.client.clone().register(RegisterRequest { name: name.into(), password: PASSWORD.into() }).await
     }
 

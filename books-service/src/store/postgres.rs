@@ -62,23 +62,15 @@ impl BookStore for PostgresBookStore {
     }
 
     async fn list_books(&self, owner_id: &str, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
-        Ok(sqlx::query_as(&format!(
-            "select {COLUMNS} from books where owner_id = $1 and id > $2 order by id limit $3"
-        ))
-        .bind(owner_id)
-        .bind(after_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where owner_id = $1 and id > $2 order by id limit $3"))
+            .bind(owner_id)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
-    async fn update_book(
-        &self,
-        owner_id: &str,
-        id: BookId,
-        patch: BookPatch,
-        now: i64,
-    ) -> Result<Option<BookRecord>> {
+    async fn update_book(&self, owner_id: &str, id: BookId, patch: BookPatch, now: i64) -> Result<Option<BookRecord>> {
         Ok(sqlx::query_as(&format!(
             "update books set
                 name = coalesce($1, name),

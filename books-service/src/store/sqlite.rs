@@ -77,23 +77,15 @@ impl BookStore for SqliteBookStore {
     }
 
     async fn list_books(&self, owner_id: &str, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
-        Ok(sqlx::query_as(&format!(
-            "select {COLUMNS} from books where owner_id = ? and id > ? order by id limit ?"
-        ))
-        .bind(owner_id)
-        .bind(after_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where owner_id = ? and id > ? order by id limit ?"))
+            .bind(owner_id)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
-    async fn update_book(
-        &self,
-        owner_id: &str,
-        id: BookId,
-        patch: BookPatch,
-        now: i64,
-    ) -> Result<Option<BookRecord>> {
+    async fn update_book(&self, owner_id: &str, id: BookId, patch: BookPatch, now: i64) -> Result<Option<BookRecord>> {
         Ok(sqlx::query_as(&format!(
             "update books set
                 name = coalesce(?, name),

@@ -118,12 +118,8 @@ impl TestApp {
 
     /// Creates a book and returns its id.
     pub async fn create_book(&self, token: &str, name: &str, author: &str) -> i64 {
-        let request = CreateBookRequest {
-            name: name.into(),
-            author: author.into(),
-            publisher: "Tor".into(),
-            book_prize: 250,
-        };
+        let request =
+            CreateBookRequest { name: name.into(), author: author.into(), publisher: "Tor".into(), book_prize: 250 };
         self.books_client.clone().create_book(with_token(token, request)).await.unwrap().into_inner().book.unwrap().id
     }
 

@@ -5,13 +5,16 @@ use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use bookstore_tokens::{SigningKey, TokenSigner};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 use crate::helpers::{auth_settings, channel, default_policy, spawn_app, start_auth, with_token};
 
-async fn list_with(books: &mut BooksServiceClient<tonic::transport::Channel>, request: tonic::Request<ListBooksRequest>) -> Result<usize, tonic::Status> {
+async fn list_with(
+    books: &mut BooksServiceClient<tonic::transport::Channel>,
+    request: tonic::Request<ListBooksRequest>,
+) -> Result<usize, tonic::Status> {
     books.list_books(request).await.map(|response| response.into_inner().books.len())
 }
 
@@ -126,13 +129,30 @@ async fn books_service_is_unavailable_not_unauthenticated_before_it_has_keys() {
 }
 
 #[tokio::test]
-async fn health_reports_serving_for_the_books_service() {
+async fn health_reports_serving_once_the_signing_keys_are_loaded() {
     let app = spawn_app().await;
     let mut health = HealthClient::new(channel(app.books.addr));
     for service in ["", "bookstore.books.v1.BooksService"] {
-        let response = health.check(HealthCheckRequest { service: service.into() }).await.unwrap();
-        assert_eq!(response.into_inner().status(), ServingStatus::Serving, "{service:?}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let response = health.check(HealthCheckRequest { service: service.into() }).await.unwrap();
+            if response.into_inner().status() == ServingStatus::Serving {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{service:?} never became SERVING");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
+}
+
+#[tokio::test]
+async fn health_reports_not_serving_while_no_signing_keys_could_be_fetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let orphan = crate::helpers::start_books(&dir, dead).await;
+    let mut health = HealthClient::new(channel(orphan.addr));
+    let response = health.check(HealthCheckRequest { service: String::new() }).await.unwrap();
+    assert_eq!(response.into_inner().status(), ServingStatus::NotServing);
 }
 
 #[tokio::test]
@@ -167,4 +187,3 @@ async fn reflection_lists_the_services_in_v1_and_v1alpha() {
         Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(_))
     ));
 }
-

@@ -1,0 +1,109 @@
+//! Building and running the gateway; `main` and the tests do it alike.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::Response;
+use bookstore_runtime::REQUEST_ID_HEADER;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::routes::{self, AppState};
+use crate::upstream::Upstreams;
+
+/// How much longer than one upstream deadline a whole request may take: a
+/// backstop, since every handler makes a single upstream call whose own
+/// deadline fires first.
+const REQUEST_TIMEOUT_SLACK: Duration = Duration::from_secs(2);
+
+/// A ready gateway: routes built, upstream channels created (they connect
+/// on first use), listener bound, so it accepts connections as soon as
+/// `build` returns, whether or not the upstreams are up.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let upstreams = Upstreams::connect_lazy(settings)?;
+        let state = AppState { upstreams, default_page_size: settings.default_page_size };
+        let router = with_middleware(routes::router(state), settings);
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+        Ok(Self { listener, router })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "gateway listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the gateway's HTTP server failed")?;
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+/// Request ids, one log line per request, the whole-request timeout and the
+/// body limit, around every route and the fallbacks.
+fn with_middleware(router: Router, settings: &Settings) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let request_timeout = settings.upstream_timeout() + REQUEST_TIMEOUT_SLACK;
+    router.layer(
+        ServiceBuilder::new()
+            // Outermost first: the id exists before the log span is made.
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_request(())
+                    .on_response(log_response)
+                    .on_failure(()),
+            )
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(HandleErrorLayer::new(request_timed_out))
+            .timeout(request_timeout)
+            // Json and Bytes extractors read at most this much, else 413.
+            .layer(DefaultBodyLimit::max(settings.max_body_bytes)),
+    )
+}
+
+/// The span of one request. Headers other than the request id stay out of
+/// it: they carry tokens and passwords.
+fn request_span(request: &Request) -> Span {
+    let request_id = request.headers().get(REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).unwrap_or("-");
+    tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+}
+
+fn log_response(response: &Response, latency: Duration, _span: &Span) {
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    tracing::info!(status = response.status().as_u16(), latency_ms, "request finished");
+}
+
+/// The only error the middleware stack makes is the timeout's.
+async fn request_timed_out(error: tower::BoxError) -> ApiError {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        return ApiError::new(StatusCode::GATEWAY_TIMEOUT, "request timed out");
+    }
+    tracing::error!(%error, "middleware failed");
+    ApiError::internal()
+}

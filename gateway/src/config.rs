@@ -1,0 +1,108 @@
+//! gateway settings, from flags or environment variables.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use bookstore_proto::pagination::MAX_PAGE_SIZE;
+
+/// The page sizes `default_page_size` may take: a tutorial client knows
+/// nothing of pages, so a page must hold at least the services' default.
+pub const DEFAULT_PAGE_SIZE_RANGE: RangeInclusive<u32> = 100..=MAX_PAGE_SIZE;
+
+/// How to run the gateway. Every flag has a `GATEWAY_*` environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address to serve HTTP on (port 0 picks a free port).
+    #[arg(long, env = "GATEWAY_LISTEN_ADDR", default_value = "127.0.0.1:5000")]
+    pub listen_addr: SocketAddr,
+
+    /// auth-service's gRPC endpoint.
+    #[arg(long, env = "GATEWAY_AUTH_URL", default_value = "http://127.0.0.1:50051")]
+    pub auth_url: String,
+
+    /// books-service's gRPC endpoint.
+    #[arg(long, env = "GATEWAY_BOOKS_URL", default_value = "http://127.0.0.1:50052")]
+    pub books_url: String,
+
+    /// Page size of `GET /books` and `GET /users` when the request has no
+    /// `limit` (100 to 1000).
+    #[arg(
+        long,
+        env = "GATEWAY_DEFAULT_PAGE_SIZE",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(100..=i64::from(MAX_PAGE_SIZE)),
+    )]
+    pub default_page_size: u32,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deadline of each call to auth-service or books-service, in seconds: a
+    /// dead or stuck upstream yields 503 or 504, never a hung request.
+    #[arg(
+        long,
+        env = "GATEWAY_REQUEST_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600),
+    )]
+    pub request_timeout_secs: u64,
+}
+
+impl Settings {
+    /// The defaults, with any `GATEWAY_*` environment variables applied.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        <Only as clap::Parser>::try_parse_from(["gateway"]).map(|only| only.settings)
+    }
+
+    /// Checks what clap checks, for settings built in code (the fields are
+    /// public), so that bad values stop the gateway at start-up.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            DEFAULT_PAGE_SIZE_RANGE.contains(&self.default_page_size),
+            "default_page_size must be between {} and {}, got {}",
+            DEFAULT_PAGE_SIZE_RANGE.start(),
+            DEFAULT_PAGE_SIZE_RANGE.end(),
+            self.default_page_size
+        );
+        anyhow::ensure!(self.max_body_bytes > 0, "max_body_bytes must be positive");
+        anyhow::ensure!(self.request_timeout_secs > 0, "request_timeout_secs must be positive");
+        Ok(())
+    }
+
+    /// The deadline of each upstream call.
+    #[must_use]
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let settings = Settings::from_env().unwrap();
+        assert_eq!(settings.default_page_size, 100);
+        assert_eq!(settings.max_body_bytes, 64 * 1024);
+        settings.validate().unwrap();
+    }
+
+    #[test]
+    fn page_sizes_below_the_services_default_are_refused() {
+        let mut settings = Settings::from_env().unwrap();
+        settings.default_page_size = 99;
+        assert!(settings.validate().is_err());
+        settings.default_page_size = MAX_PAGE_SIZE + 1;
+        assert!(settings.validate().is_err());
+        settings.default_page_size = MAX_PAGE_SIZE;
+        assert!(settings.validate().is_ok());
+    }
+}

@@ -1,0 +1,214 @@
+//! The gateway's one error answer, and its one mapping from gRPC codes to
+//! HTTP statuses.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tonic::Code;
+
+/// The tutorial's message for a token that is missing.
+pub const TOKEN_MISSING: &str = "a valid token is missing";
+/// The tutorial's message for a token that is not valid (bad signature,
+/// expired, unknown key, ...); the reason goes in `detail`.
+pub const TOKEN_INVALID: &str = "token is invalid";
+
+/// An error answer: `status` with the JSON body `{"message": .., "detail": ..}`
+/// (`detail` only when there is one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// What is wrong, for the caller; never internals.
+    pub message: String,
+    /// More about it, when there is something safe to add.
+    pub detail: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), detail: None }
+    }
+
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 401: no token in `Authorization: Bearer` or `x-access-tokens`.
+    pub fn token_missing() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, TOKEN_MISSING)
+    }
+
+    /// 500 with nothing but "internal error"; log the cause before.
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { message: &self.message, detail: self.detail.as_deref() };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The HTTP status for a gRPC status code: the gateway's only such table
+/// (after grpc-gateway's `runtime/errors.go`).
+#[must_use]
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        // tonic reports its own client-side deadline as `Cancelled`
+        // ("Timeout expired"), so both mean the upstream took too long.
+        Code::DeadlineExceeded | Code::Cancelled => StatusCode::GATEWAY_TIMEOUT,
+        Code::Unknown | Code::Unimplemented | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    /// Client errors keep the upstream's message (the services write them
+    /// for the caller); server errors get a fixed one and are logged.
+    fn from(status: tonic::Status) -> Self {
+        let http = http_status(status.code());
+        let upstream_message = status.message();
+        match status.code() {
+            Code::Unauthenticated => Self::new(http, TOKEN_INVALID).with_detail(upstream_message),
+            Code::Unavailable => {
+                tracing::warn!(upstream_message, "upstream unavailable");
+                Self::new(http, "service unavailable, retry later")
+            }
+            Code::DeadlineExceeded | Code::Cancelled => {
+                tracing::warn!(code = ?status.code(), upstream_message, "upstream timed out");
+                Self::new(http, "upstream service timed out, retry later")
+            }
+            _ if http.is_server_error() => {
+                tracing::error!(code = ?status.code(), upstream_message, "upstream failed");
+                Self::internal()
+            }
+            code if upstream_message.is_empty() => Self::new(http, code.description()),
+            _ => Self::new(http, upstream_message),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = match &rejection {
+            // axum answers 422 for well-formed JSON of the wrong shape; the
+            // tutorial's contract (and most clients) expect 400.
+            JsonRejection::JsonDataError(_) => StatusCode::BAD_REQUEST,
+            other => other.status(),
+        };
+        Self::new(status, rejection.body_text())
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        Self::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::new(rejection.status(), rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_keep_the_upstream_message() {
+        let error = ApiError::from(tonic::Status::invalid_argument("name: must not be empty"));
+        assert_eq!(error, ApiError::bad_request("name: must not be empty"));
+        let error = ApiError::from(tonic::Status::already_exists("name is taken"));
+        assert_eq!(error.status, StatusCode::CONFLICT);
+        assert_eq!(error.message, "name is taken");
+    }
+
+    #[test]
+    fn unauthenticated_is_the_tutorials_invalid_token() {
+        let error = ApiError::from(tonic::Status::unauthenticated("token has expired"));
+        assert_eq!(error.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(error.message, TOKEN_INVALID);
+        assert_eq!(error.detail.as_deref(), Some("token has expired"));
+    }
+
+    #[test]
+    fn server_errors_never_leak_the_upstream_message() {
+        for status in [
+            tonic::Status::internal("db at /var/lib/x exploded"),
+            tonic::Status::unknown("panic at grpc.rs:12"),
+            tonic::Status::data_loss("disk"),
+            tonic::Status::unimplemented("bookstore.books.v1.BooksService/Nope"),
+        ] {
+            let error = ApiError::from(status);
+            assert_eq!(error, ApiError::internal());
+        }
+        let error = ApiError::from(tonic::Status::unavailable("tcp connect error: 127.0.0.1:50052"));
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!error.message.contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn every_code_has_a_status() {
+        let expected = [
+            (Code::InvalidArgument, 400),
+            (Code::FailedPrecondition, 400),
+            (Code::OutOfRange, 400),
+            (Code::Unauthenticated, 401),
+            (Code::PermissionDenied, 403),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::Aborted, 409),
+            (Code::ResourceExhausted, 429),
+            (Code::Unavailable, 503),
+            (Code::DeadlineExceeded, 504),
+            (Code::Cancelled, 504),
+            (Code::Internal, 500),
+            (Code::Unknown, 500),
+            (Code::Unimplemented, 500),
+            (Code::DataLoss, 500),
+        ];
+        for (code, status) in expected {
+            assert_eq!(http_status(code).as_u16(), status, "{code:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_body_is_json_with_a_message() {
+        let response = ApiError::bad_request("limit: must be between 1 and 1000").into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let bytes = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        assert_eq!(&bytes[..], br#"{"message":"limit: must be between 1 and 1000"}"#);
+    }
+}

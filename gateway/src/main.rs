@@ -1,0 +1,20 @@
+//! `gateway`: serves the tutorial's REST API over auth-service and books-service.
+
+use clap::Parser;
+use gateway::{App, Settings};
+
+/// Bookstore's HTTP-JSON gateway.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    bookstore_runtime::init_tracing("info");
+    let app = App::build(&cli.settings).await?;
+    app.run_until_stopped(bookstore_runtime::shutdown_signal()).await
+}

@@ -1,0 +1,276 @@
+//! `POST /book`, `GET /books` and `GET|PUT|PATCH|DELETE /books/{id}`:
+//! books-service's CRUD, with the tutorial's JSON names (`Author`,
+//! `Publisher`, `book_prize`).
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header::LOCATION;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use bookstore_proto::books::v1::{
+    Book, CreateBookRequest, DeleteBookRequest, GetBookRequest, ListBooksRequest, UpdateBookRequest,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use tonic::Code;
+
+use super::{AppState, PageQuery, next_page};
+use crate::error::ApiError;
+use crate::extract::{AppJson, AppQuery};
+use crate::upstream::Authenticated;
+
+/// The tutorial's answer for a book that is missing or someone else's.
+const BOOK_DOES_NOT_EXIST: &str = "book does not exist";
+
+/// A book as the tutorial lists it: exactly these five keys.
+#[derive(Debug, Serialize)]
+pub struct BookJson {
+    id: i64,
+    name: String,
+    #[serde(rename = "Author")]
+    author: String,
+    #[serde(rename = "Publisher")]
+    publisher: String,
+    book_prize: i64,
+}
+
+impl From<Book> for BookJson {
+    fn from(book: Book) -> Self {
+        Self {
+            id: book.id,
+            name: book.name,
+            author: book.author,
+            publisher: book.publisher,
+            book_prize: book.book_prize,
+        }
+    }
+}
+
+/// A whole book, as `POST /book` and `PUT /books/{id}` take it. Types are
+/// checked here (`book_prize` is a JSON integer); lengths and signs are
+/// books-service's to check. Unknown fields are ignored, as the tutorial did.
+#[derive(Debug, Deserialize)]
+pub struct BookBody {
+    name: String,
+    #[serde(rename = "Author")]
+    author: String,
+    #[serde(rename = "Publisher")]
+    publisher: String,
+    book_prize: i64,
+}
+
+/// Some fields of a book, for `PATCH /books/{id}`. A field may be left out
+/// but not set to `null`.
+#[derive(Debug, Deserialize)]
+pub struct BookPatch {
+    #[serde(default, deserialize_with = "present")]
+    name: Option<String>,
+    #[serde(default, rename = "Author", deserialize_with = "present")]
+    author: Option<String>,
+    #[serde(default, rename = "Publisher", deserialize_with = "present")]
+    publisher: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    book_prize: Option<i64>,
+}
+
+/// A field that is there must hold a value: `null` is refused like any
+/// other wrong type instead of meaning "left out".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// The `{book_id}` of a path: a positive integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookId(i64);
+
+impl BookId {
+    fn parse(raw: &str) -> Result<Self, ApiError> {
+        raw.parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0 && raw.bytes().all(|byte| byte.is_ascii_digit()))
+            .map(Self)
+            .ok_or_else(|| ApiError::bad_request(format!("book id must be a positive integer, got {raw:?}")))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for BookId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await?;
+        Self::parse(&raw)
+    }
+}
+
+/// Errors of calls about one book: NotFound is the tutorial's message.
+fn book_error(status: tonic::Status) -> ApiError {
+    if status.code() == Code::NotFound {
+        return ApiError::new(StatusCode::NOT_FOUND, BOOK_DOES_NOT_EXIST);
+    }
+    ApiError::from(status)
+}
+
+/// The book of an answer; books-service always sends one.
+fn expect_book(book: Option<Book>) -> Result<BookJson, ApiError> {
+    book.map(BookJson::from).ok_or_else(|| {
+        tracing::error!("books-service answered without a book");
+        ApiError::internal()
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreatedBody {
+    message: &'static str,
+    id: i64,
+}
+
+pub async fn create_book(
+    State(state): State<AppState>,
+    Authenticated(call): Authenticated,
+    AppJson(body): AppJson<BookBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let request = CreateBookRequest {
+        name: body.name,
+        author: body.author,
+        publisher: body.publisher,
+        book_prize: body.book_prize,
+    };
+    let response = state.upstreams.books.clone().create_book(call.request(request)).await?.into_inner();
+    let book = expect_book(response.book)?;
+    let location = HeaderValue::from_str(&format!("/books/{}", book.id)).map_err(|_| ApiError::internal())?;
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(CreatedBody { message: "new books created", id: book.id })))
+}
+
+#[derive(Debug, Serialize)]
+pub struct BookListBody {
+    list_of_books: Vec<BookJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+pub async fn list_books(
+    State(state): State<AppState>,
+    Authenticated(call): Authenticated,
+    AppQuery(mut query): AppQuery<PageQuery>,
+) -> Result<Json<BookListBody>, ApiError> {
+    let request =
+        ListBooksRequest { page_size: query.page_size(state.default_page_size)?, page_token: query.page_token() };
+    let page = state.upstreams.books.clone().list_books(call.request(request)).await?.into_inner();
+    Ok(Json(BookListBody {
+        list_of_books: page.books.into_iter().map(BookJson::from).collect(),
+        next_page_token: next_page(page.next_page_token),
+    }))
+}
+
+pub async fn get_book(
+    State(state): State<AppState>,
+    Authenticated(call): Authenticated,
+    BookId(id): BookId,
+) -> Result<Json<BookJson>, ApiError> {
+    let response = state.upstreams.books.clone().get_book(call.request(GetBookRequest { id })).await;
+    Ok(Json(expect_book(response.map_err(book_error)?.into_inner().book)?))
+}
+
+/// `PUT`: all four fields.
+pub async fn replace_book(
+    State(state): State<AppState>,
+    Authenticated(call): Authenticated,
+    BookId(id): BookId,
+    AppJson(body): AppJson<BookBody>,
+) -> Result<Json<BookJson>, ApiError> {
+    let request = UpdateBookRequest {
+        id,
+        name: Some(body.name),
+        author: Some(body.author),
+        publisher: Some(body.publisher),
+        book_prize: Some(body.book_prize),
+    };
+    let response = state.upstreams.books.clone().update_book(call.request(request)).await;
+    Ok(Json(expect_book(response.map_err(book_error)?.into_inner().book)?))
+}
+
+/// `PATCH`: any non-empty subset of the four fields.
+pub async fn update_book(
+    State(state): State<AppState>,
+    Authenticated(call): Authenticated,
+    BookId(id): BookId,
+    AppJson(patch): AppJson<BookPatch>,
+) -> Result<Json<BookJson>, ApiError> {
+    let BookPatch { name, author, publisher, book_prize } = patch;
+    if name.is_none() && author.is_none() && publisher.is_none() && book_prize.is_none() {
+        return Err(ApiError::bad_request(
+            "no fields to update: send at least one of name, Author, Publisher, book_prize",
+        ));
+    }
+    let request = UpdateBookRequest { id, name, author, publisher, book_prize };
+    let response = state.upstreams.books.clone().update_book(call.request(request)).await;
+    Ok(Json(expect_book(response.map_err(book_error)?.into_inner().book)?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeletedBody {
+    message: &'static str,
+}
+
+pub async fn delete_book(
+    State(state): State<AppState>,
+    Authenticated(call): Authenticated,
+    BookId(id): BookId,
+) -> Result<Json<DeletedBody>, ApiError> {
+    state.upstreams.books.clone().delete_book(call.request(DeleteBookRequest { id })).await.map_err(book_error)?;
+    Ok(Json(DeletedBody { message: "Book deleted" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn book_ids_are_positive_decimal_integers() {
+        assert_eq!(BookId::parse("1"), Ok(BookId(1)));
+        assert_eq!(BookId::parse("9223372036854775807"), Ok(BookId(i64::MAX)));
+        for bad in ["0", "-1", "+1", "abc", "1.0", "", " 1", "9223372036854775808", "1e3"] {
+            assert_eq!(BookId::parse(bad).unwrap_err().status, StatusCode::BAD_REQUEST, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn book_prize_must_be_a_json_integer() {
+        let body = |prize: &str| {
+            serde_json::from_str::<BookBody>(&format!(
+                r#"{{"name":"n","Author":"a","Publisher":"p","book_prize":{prize}}}"#
+            ))
+        };
+        assert_eq!(body("250").unwrap().book_prize, 250);
+        assert_eq!(body("-5").unwrap().book_prize, -5, "the sign is books-service's to check");
+        for bad in [r#""abc""#, "12.5", "true", "null", "1e20", "18446744073709551616"] {
+            assert!(body(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_patch_may_leave_fields_out_but_not_null_them() {
+        let patch: BookPatch = serde_json::from_str(r#"{"book_prize":3,"extra":1}"#).unwrap();
+        assert_eq!((patch.name, patch.book_prize), (None, Some(3)));
+        assert!(serde_json::from_str::<BookPatch>(r#"{"name":null}"#).is_err());
+        assert!(serde_json::from_str::<BookPatch>(r#"{"book_prize":null}"#).is_err());
+    }
+
+    #[test]
+    fn a_book_has_exactly_the_tutorials_keys() {
+        let book = Book {
+            id: 7,
+            name: "n".into(),
+            author: "a".into(),
+            publisher: "p".into(),
+            book_prize: 250,
+            ..Book::default()
+        };
+        let json = serde_json::to_value(BookJson::from(book)).unwrap();
+        assert_eq!(json, serde_json::json!({"id":7,"name":"n","Author":"a","Publisher":"p","book_prize":250}));
+    }
+}

@@ -1,0 +1,35 @@
+//! `GET /healthz` (the gateway runs) and `GET /readyz` (both upstreams
+//! answer their gRPC health checks).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::upstream::Call;
+
+#[derive(Debug, Serialize)]
+pub struct StatusBody {
+    status: &'static str,
+}
+
+/// Liveness: answers as long as the gateway serves HTTP.
+pub async fn healthz() -> Json<StatusBody> {
+    Json(StatusBody { status: "ok" })
+}
+
+/// Readiness: 200 when auth-service and books-service both report SERVING
+/// within a second, else 503 naming the ones that do not.
+pub async fn readyz(State(state): State<AppState>, call: Call) -> Result<Json<StatusBody>, ApiError> {
+    let not_ready = state.upstreams.not_ready(&call).await;
+    if not_ready.is_empty() {
+        return Ok(Json(StatusBody { status: "ok" }));
+    }
+    let names: Vec<&str> = not_ready.iter().map(|(name, _)| *name).collect();
+    let reasons: Vec<String> = not_ready.iter().map(|(name, reason)| format!("{name}: {reason}")).collect();
+    tracing::warn!(reasons = %reasons.join("; "), "not ready");
+    Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {} not serving", names.join(" and ")))
+        .with_detail(reasons.join("; ")))
+}

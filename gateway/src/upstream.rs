@@ -1,0 +1,156 @@
+//! The gRPC side: lazily connected clients of auth-service and
+//! books-service, and the per-request metadata every upstream call carries
+//! (request id, caller's token, deadline).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
+use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
+use bookstore_runtime::REQUEST_ID_HEADER;
+use tonic::metadata::AsciiMetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::routes::AppState;
+
+/// How long connecting to an upstream may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long `/readyz` waits for an upstream's health check.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Typed clients of both upstreams. Channels connect on first use and
+/// reconnect by themselves, so the gateway starts while an upstream is down
+/// and recovers when it comes back. Clones share the connections.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    pub auth: AuthServiceClient<Channel>,
+    pub books: BooksServiceClient<Channel>,
+    auth_health: HealthClient<Channel>,
+    books_health: HealthClient<Channel>,
+    /// Deadline of each call.
+    pub timeout: Duration,
+}
+
+impl Upstreams {
+    /// Creates the channels without connecting: fails only on a bad URL.
+    pub fn connect_lazy(settings: &Settings) -> anyhow::Result<Self> {
+        let auth = lazy_channel(&settings.auth_url).context("GATEWAY_AUTH_URL")?;
+        let books = lazy_channel(&settings.books_url).context("GATEWAY_BOOKS_URL")?;
+        Ok(Self {
+            auth: AuthServiceClient::new(auth.clone()),
+            books: BooksServiceClient::new(books.clone()),
+            auth_health: HealthClient::new(auth),
+            books_health: HealthClient::new(books),
+            timeout: settings.upstream_timeout(),
+        })
+    }
+
+    /// The upstreams that do not report SERVING within a second, each with
+    /// why; empty when both do.
+    pub async fn not_ready(&self, call: &Call) -> Vec<(&'static str, String)> {
+        use bookstore_proto::auth::v1::auth_service_server::SERVICE_NAME as AUTH;
+        use bookstore_proto::books::v1::books_service_server::SERVICE_NAME as BOOKS;
+        let (auth, books) = tokio::join!(
+            check_serving(self.auth_health.clone(), call, AUTH),
+            check_serving(self.books_health.clone(), call, BOOKS),
+        );
+        [("auth-service", auth), ("books-service", books)]
+            .into_iter()
+            .filter_map(|(name, outcome)| outcome.err().map(|reason| (name, reason)))
+            .collect()
+    }
+}
+
+fn lazy_channel(url: &str) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_owned()).with_context(|| format!("invalid gRPC URL {url:?}"))?;
+    Ok(endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        // Notice a dead upstream (a killed process, a lost network) before
+        // the next request pays for it.
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .connect_lazy())
+}
+
+async fn check_serving(mut client: HealthClient<Channel>, call: &Call, service: &str) -> Result<(), String> {
+    let mut request = call.request(HealthCheckRequest { service: service.to_owned() });
+    request.set_timeout(HEALTH_CHECK_TIMEOUT);
+    // The deadline starts once a connection is ready; bound the connecting too.
+    let response = tokio::time::timeout(HEALTH_CHECK_TIMEOUT, client.check(request))
+        .await
+        .map_err(|_| "no answer within a second".to_owned())?
+        .map_err(|status| format!("health check failed ({:?}: {})", status.code(), status.message()))?;
+    match response.into_inner().status() {
+        ServingStatus::Serving => Ok(()),
+        other => Err(format!("status {}", other.as_str_name())),
+    }
+}
+
+/// What every upstream call of one HTTP request carries: the request id
+/// (so both services log it), the deadline and, on protected routes, the
+/// caller's token. Extracting it never fails.
+#[derive(Debug, Clone)]
+pub struct Call {
+    request_id: Option<AsciiMetadataValue>,
+    authorization: Option<AsciiMetadataValue>,
+    timeout: Duration,
+}
+
+impl Call {
+    /// A gRPC request for `message` with this call's metadata and deadline.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.timeout);
+        let metadata = request.metadata_mut();
+        if let Some(request_id) = &self.request_id {
+            metadata.insert(REQUEST_ID_HEADER, request_id.clone());
+        }
+        if let Some(authorization) = &self.authorization {
+            metadata.insert("authorization", authorization.clone());
+        }
+        request
+    }
+}
+
+impl FromRequestParts<AppState> for Call {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // SetRequestId has put one there if the client did not.
+        let request_id = parts
+            .headers
+            .get(REQUEST_ID_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| AsciiMetadataValue::try_from(value).ok());
+        Ok(Self { request_id, authorization: None, timeout: state.upstreams.timeout })
+    }
+}
+
+/// A [`Call`] for a protected route: it forwards the caller's token, taken
+/// from `Authorization: Bearer` or the tutorial's `x-access-tokens`, as
+/// `authorization: Bearer <token>`. Rejects with 401 "a valid token is
+/// missing" when there is none; whether the token is valid is for the
+/// upstream to say.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Call);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bookstore_tokens::token_from_headers(&parts.headers).map_err(|_| ApiError::token_missing())?;
+        // `token_from_headers` reads visible ASCII only, so this cannot fail.
+        let authorization =
+            AsciiMetadataValue::try_from(format!("Bearer {token}")).map_err(|_| ApiError::token_missing())?;
+        let Ok(call) = Call::from_request_parts(parts, state).await;
+        Ok(Self(Call { authorization: Some(authorization), ..call }))
+    }
+}

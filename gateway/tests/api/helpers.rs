@@ -1,0 +1,217 @@
+//! Starts real auth-service, books-service and gateway in-process, on
+//! ephemeral ports, with fresh SQLite databases in a temporary directory.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A password every test user can have (auth-service wants at least 8 bytes).
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running service and the means to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    fn spawn<F>(addr: SocketAddr, run: impl FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> F) -> Self
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run(Box::pin(async {
+            let _ = stopped.await;
+        })));
+        Self { addr, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Shuts the service down gracefully and waits until it has stopped
+    /// (and so has closed its listener).
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub http: reqwest::Client,
+    pub auth_settings: auth_service::Settings,
+    /// With the address books-service was first bound to, so that a restart
+    /// comes back where the gateway expects it.
+    pub books_settings: books_service::Settings,
+    pub auth: Running,
+    pub books: Running,
+    /// Held so the gateway runs until the test ends: dropping it stops it.
+    _gateway: Running,
+    /// Last, so the databases outlive the services.
+    _dir: TempDir,
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        bookstore_runtime::init_tracing("info");
+    }
+}
+
+/// The whole stack with the gateway's default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The whole stack; `configure` may change the gateway's settings (its
+/// upstream URLs are set before, its listen address after).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Settings)) -> TestApp {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+
+    let mut auth_settings = auth_service::Settings::from_env().unwrap();
+    auth_settings.listen_addr = any_port;
+    auth_settings.database_url = format!("sqlite://{}", dir.path().join("auth.db").display());
+    auth_settings.signing_key_file = dir.path().join("signing-key.pem");
+    auth_settings.signing_key = None;
+    auth_settings.max_concurrent_hashes = 4;
+    let auth = start_auth(&auth_settings).await;
+
+    let mut books_settings = books_service::Settings::from_env().unwrap();
+    books_settings.listen_addr = any_port;
+    books_settings.database_url = format!("sqlite://{}", dir.path().join("books.db").display());
+    books_settings.auth_url = format!("http://{}", auth.addr);
+    books_settings.issuer = auth_settings.issuer.clone();
+    books_settings.audience = auth_settings.audience.clone();
+    let books = start_books(&books_settings).await;
+    books_settings.listen_addr = books.addr;
+
+    let mut gateway_settings = gateway::Settings::from_env().unwrap();
+    gateway_settings.auth_url = format!("http://{}", auth.addr);
+    gateway_settings.books_url = format!("http://{}", books.addr);
+    configure(&mut gateway_settings);
+    gateway_settings.listen_addr = any_port;
+    let app = gateway::App::build(&gateway_settings).await.unwrap();
+    let gateway = Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped));
+
+    TestApp {
+        base_url: format!("http://{}", gateway.addr),
+        http: reqwest::Client::new(),
+        auth_settings,
+        books_settings,
+        auth,
+        books,
+        _gateway: gateway,
+        _dir: dir,
+    }
+}
+
+async fn start_auth(settings: &auth_service::Settings) -> Running {
+    let app = auth_service::App::build(settings).await.unwrap();
+    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
+}
+
+async fn start_books(settings: &books_service::Settings) -> Running {
+    let app = books_service::App::build(settings).await.unwrap();
+    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
+}
+
+/// A book body with the tutorial's field names.
+pub fn book(name: &str, author: &str) -> Value {
+    json!({"name": name, "Author": author, "Publisher": "Tutorial Press", "book_prize": 250})
+}
+
+/// The status and JSON body of a response, checking that it is JSON.
+pub async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let content_type = response.headers().get("content-type").map(|value| value.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/json"), "status {status}");
+    (status, response.json().await.unwrap())
+}
+
+/// The `message` of a JSON error body.
+pub fn message(body: &Value) -> &str {
+    body["message"].as_str().unwrap_or_else(|| panic!("no message in {body}"))
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn register(&self, name: &str, password: &str) -> reqwest::Response {
+        let body = json!({"name": name, "password": password});
+        self.http.post(self.url("/register")).json(&body).send().await.unwrap()
+    }
+
+    pub async fn login(&self, name: &str, password: &str) -> reqwest::Response {
+        self.http.post(self.url("/login")).basic_auth(name, Some(password)).send().await.unwrap()
+    }
+
+    /// Logs a registered user in and returns the token.
+    pub async fn token_of(&self, name: &str) -> String {
+        let (status, body) = json_of(self.login(name, PASSWORD).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers a new user with [`PASSWORD`] and returns their token.
+    pub async fn new_user(&self, name: &str) -> String {
+        let response = self.register(name, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        self.token_of(name).await
+    }
+
+    /// Creates an admin the way the admin command does, and returns their token.
+    pub async fn new_admin(&self, name: &str) -> String {
+        let accounts = auth_service::accounts(&self.auth_settings).await.unwrap();
+        accounts.register(name, PASSWORD.to_owned(), true).await.unwrap();
+        accounts.close().await;
+        self.token_of(name).await
+    }
+
+    /// Sends a request with the tutorial's `x-access-tokens` header.
+    pub fn with_token(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).header("x-access-tokens", token)
+    }
+
+    pub async fn create_book(&self, token: &str, body: &Value) -> reqwest::Response {
+        self.with_token(reqwest::Method::POST, "/book", token).json(body).send().await.unwrap()
+    }
+
+    /// Creates a book and returns its id.
+    pub async fn new_book(&self, token: &str, name: &str) -> i64 {
+        let (status, body) = json_of(self.create_book(token, &book(name, "Some Author")).await).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.with_token(reqwest::Method::GET, path, token).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.with_token(reqwest::Method::DELETE, path, token).send().await.unwrap()
+    }
+
+    /// The user's books (first page) as JSON.
+    pub async fn list_books(&self, token: &str) -> Vec<Value> {
+        let (status, body) = json_of(self.get("/books", token).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["list_of_books"].as_array().unwrap().clone()
+    }
+
+    /// Starts books-service again on the address it had, with its database.
+    pub async fn restart_books(&mut self) {
+        self.books = start_books(&self.books_settings).await;
+        assert_eq!(self.books.addr, self.books_settings.listen_addr);
+    }
+}
