@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_server::{BooksServiceServer, SERVICE_NAME};
+use bookstore_replicas::Replicas;
 use bookstore_runtime::HealthReporter;
 use bookstore_tokens::TokenPolicy;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
-use tonic::transport::Endpoint;
 use tonic_health::ServingStatus;
 use tower::Layer as _;
 
@@ -36,14 +36,16 @@ pub struct App {
 impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let store = crate::store::connect(&settings.database_url).await?;
-        let auth_channel = Endpoint::from_shared(settings.auth_url.clone())
-            .with_context(|| format!("invalid auth-service URL {:?}", settings.auth_url))?
-            .connect_timeout(Duration::from_secs(2))
-            .connect_lazy();
+        let auth_replicas = Replicas::new(
+            &settings.auth_url,
+            |endpoint| endpoint.connect_timeout(Duration::from_secs(2)),
+            bookstore_proto::idempotency::is_side_effect_free,
+        )
+        .context("BOOKS_AUTH_URL")?;
         let policy = TokenPolicy { issuer: settings.issuer.clone(), audience: settings.audience.clone() };
         let keys = JwksCache::new(
             policy,
-            AuthServiceClient::new(auth_channel),
+            AuthServiceClient::new(auth_replicas),
             Duration::from_secs(settings.jwks_min_refetch_secs),
         );
         let (routes, health) = bookstore_runtime::standard_routes()?;

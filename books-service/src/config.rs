@@ -14,7 +14,8 @@ pub struct Settings {
     #[arg(long, env = "BOOKS_DATABASE_URL", default_value = "sqlite://data/books.db")]
     pub database_url: String,
 
-    /// auth-service's gRPC endpoint, where the token signing keys come from.
+    /// auth-service's gRPC endpoint, where the token signing keys come from;
+    /// several replicas' endpoints may be given, separated by commas.
     #[arg(long, env = "BOOKS_AUTH_URL", default_value = "http://127.0.0.1:50051")]
     pub auth_url: String,
 

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use bookstore_proto::auth::v1::GetJwksRequest;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
+use bookstore_replicas::Replicas;
 use bookstore_tokens::{Claims, PublicJwk, TokenError, TokenPolicy, TokenVerifier};
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
 
@@ -28,7 +28,7 @@ pub struct JwksCache {
 
 struct Inner {
     policy: TokenPolicy,
-    client: AuthServiceClient<Channel>,
+    client: AuthServiceClient<Replicas>,
     verifier: RwLock<Option<Arc<TokenVerifier>>>,
     /// When the last fetch was tried and whether it succeeded; held while a
     /// fetch runs, so concurrent callers wait for that one instead of
@@ -38,7 +38,7 @@ struct Inner {
 }
 
 impl JwksCache {
-    pub fn new(policy: TokenPolicy, client: AuthServiceClient<Channel>, min_refetch_interval: Duration) -> Self {
+    pub fn new(policy: TokenPolicy, client: AuthServiceClient<Replicas>, min_refetch_interval: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 policy,

@@ -17,11 +17,13 @@ pub struct Settings {
     #[arg(long, env = "GATEWAY_LISTEN_ADDR", default_value = "127.0.0.1:5000")]
     pub listen_addr: SocketAddr,
 
-    /// auth-service's gRPC endpoint.
+    /// auth-service's gRPC endpoint, or several replicas' endpoints separated
+    /// by commas (calls are spread over them).
     #[arg(long, env = "GATEWAY_AUTH_URL", default_value = "http://127.0.0.1:50051")]
     pub auth_url: String,
 
-    /// books-service's gRPC endpoint.
+    /// books-service's gRPC endpoint, or several replicas' endpoints separated
+    /// by commas.
     #[arg(long, env = "GATEWAY_BOOKS_URL", default_value = "http://127.0.0.1:50052")]
     pub books_url: String,
 

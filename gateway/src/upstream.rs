@@ -9,9 +9,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
+use bookstore_replicas::Replicas;
 use bookstore_runtime::REQUEST_ID_HEADER;
 use tonic::metadata::AsciiMetadataValue;
-use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -25,15 +25,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `/readyz` waits for an upstream's health check.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Typed clients of both upstreams. Channels connect on first use and
-/// reconnect by themselves, so the gateway starts while an upstream is down
-/// and recovers when it comes back. Clones share the connections.
+/// Typed clients of both upstreams, each over all of its replicas (a
+/// comma-separated URL list). Channels connect on first use and reconnect by
+/// themselves, so the gateway starts while an upstream is down and recovers
+/// when it comes back; calls skip a replica that refuses connections, and
+/// reads (never writes) that fail mid-call are repeated on another replica.
+/// Clones share the connections.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    pub auth: AuthServiceClient<Channel>,
-    pub books: BooksServiceClient<Channel>,
-    auth_health: HealthClient<Channel>,
-    books_health: HealthClient<Channel>,
+    pub auth: AuthServiceClient<Replicas>,
+    pub books: BooksServiceClient<Replicas>,
+    auth_health: HealthClient<Replicas>,
+    books_health: HealthClient<Replicas>,
     /// Deadline of each call.
     pub timeout: Duration,
 }
@@ -41,8 +44,8 @@ pub struct Upstreams {
 impl Upstreams {
     /// Creates the channels without connecting: fails only on a bad URL.
     pub fn connect_lazy(settings: &Settings) -> anyhow::Result<Self> {
-        let auth = lazy_channel(&settings.auth_url).context("GATEWAY_AUTH_URL")?;
-        let books = lazy_channel(&settings.books_url).context("GATEWAY_BOOKS_URL")?;
+        let auth = replicas(&settings.auth_url).context("GATEWAY_AUTH_URL")?;
+        let books = replicas(&settings.books_url).context("GATEWAY_BOOKS_URL")?;
         Ok(Self {
             auth: AuthServiceClient::new(auth.clone()),
             books: BooksServiceClient::new(books.clone()),
@@ -68,19 +71,23 @@ impl Upstreams {
     }
 }
 
-fn lazy_channel(url: &str) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_owned()).with_context(|| format!("invalid gRPC URL {url:?}"))?;
-    Ok(endpoint
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        // Notice a dead upstream (a killed process, a lost network) before
-        // the next request pays for it.
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .connect_lazy())
+fn replicas(urls: &str) -> anyhow::Result<Replicas> {
+    Replicas::new(
+        urls,
+        |endpoint| {
+            endpoint
+                .connect_timeout(CONNECT_TIMEOUT)
+                .tcp_nodelay(true)
+                // Notice a dead upstream (a killed process, a lost network)
+                // before the next request pays for it.
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(Duration::from_secs(10))
+        },
+        bookstore_proto::idempotency::is_side_effect_free,
+    )
 }
 
-async fn check_serving(mut client: HealthClient<Channel>, call: &Call, service: &str) -> Result<(), String> {
+async fn check_serving(mut client: HealthClient<Replicas>, call: &Call, service: &str) -> Result<(), String> {
     let mut request = call.request(HealthCheckRequest { service: service.to_owned() });
     request.set_timeout(HEALTH_CHECK_TIMEOUT);
     // The deadline starts once a connection is ready; bound the connecting too.

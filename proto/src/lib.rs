@@ -130,3 +130,66 @@ pub mod pagination {
         }
     }
 }
+
+/// Which calls a client may repeat: the methods the .proto files mark
+/// `option idempotency_level = NO_SIDE_EFFECTS` (reads), plus the standard
+/// health check. Derived from the descriptor set, so the .proto files stay
+/// the one source of truth.
+pub mod idempotency {
+    use std::collections::HashSet;
+    use std::sync::LazyLock;
+
+    use prost::Message as _;
+    use prost_types::method_options::IdempotencyLevel;
+
+    static SIDE_EFFECT_FREE: LazyLock<HashSet<String>> = LazyLock::new(|| {
+        let mut paths = HashSet::from(["/grpc.health.v1.Health/Check".to_owned()]);
+        let Ok(set) = prost_types::FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET) else {
+            return paths;
+        };
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let level = method.options.as_ref().map(prost_types::MethodOptions::idempotency_level);
+                    if level == Some(IdempotencyLevel::NoSideEffects) {
+                        paths.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+                    }
+                }
+            }
+        }
+        paths
+    });
+
+    /// Whether the method at `path` (`/package.Service/Method`) has no side
+    /// effects, so that repeating it on another replica is safe.
+    #[must_use]
+    pub fn is_side_effect_free(path: &str) -> bool {
+        SIDE_EFFECT_FREE.contains(path)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::is_side_effect_free;
+
+        #[test]
+        fn reads_are_side_effect_free_and_writes_are_not() {
+            for read in [
+                "/bookstore.books.v1.BooksService/GetBook",
+                "/bookstore.books.v1.BooksService/ListBooks",
+                "/bookstore.auth.v1.AuthService/GetJwks",
+                "/bookstore.auth.v1.AuthService/Login",
+                "/grpc.health.v1.Health/Check",
+            ] {
+                assert!(is_side_effect_free(read), "{read}");
+            }
+            for write in [
+                "/bookstore.books.v1.BooksService/CreateBook",
+                "/bookstore.books.v1.BooksService/UpdateBook",
+                "/bookstore.books.v1.BooksService/DeleteBook",
+                "/bookstore.auth.v1.AuthService/Register",
+            ] {
+                assert!(!is_side_effect_free(write), "{write}");
+            }
+        }
+    }
+}
