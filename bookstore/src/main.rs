@@ -41,6 +41,13 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Admin(AdminCommand),
+    /// Runs auth-service alone: the same flags and `AUTH_*` variables as the
+    /// `auth-service` binary.
+    AuthService(auth_service::Settings),
+    /// Runs books-service alone (flags and `BOOKS_*` variables).
+    BooksService(books_service::Settings),
+    /// Runs the REST gateway alone (flags and `GATEWAY_*` variables).
+    Gateway(gateway::Settings),
     /// Checks a service's health and exits non-zero when it is not healthy:
     /// `grpc://HOST:PORT` (gRPC health) or `http://HOST:PORT/PATH` (HTTP 200).
     Probe {
@@ -67,6 +74,18 @@ async fn main() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Admin(command)) => return command.run(&auth_settings).await,
         Some(Command::Probe { target }) => return probe::probe(target).await,
+        Some(Command::AuthService(settings)) => {
+            let app = auth_service::App::build(settings).await?;
+            return app.run_until_stopped(bookstore_runtime::shutdown_signal()).await;
+        }
+        Some(Command::BooksService(settings)) => {
+            let app = books_service::App::build(settings).await?;
+            return app.run_until_stopped(bookstore_runtime::shutdown_signal()).await;
+        }
+        Some(Command::Gateway(settings)) => {
+            let app = gateway::App::build(settings).await?;
+            return app.run_until_stopped(bookstore_runtime::shutdown_signal()).await;
+        }
         None => {}
     }
 
