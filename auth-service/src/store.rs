@@ -47,6 +47,11 @@ pub trait UserStore: Send + Sync + 'static {
     async fn list_users(&self, after_id: i64, limit: u32) -> Result<Vec<UserRecord>>;
     /// Sets the admin flag; `NotFound` when no user has the name key.
     async fn set_admin(&self, name_key: &str, admin: bool) -> Result<UserRecord>;
+    /// Inserts users with their ids, skipping ids already present, and
+    /// moves the id sequence past them; how many were new. For copying a
+    /// deployment to another backend.
+    async fn import_users(&self, users: &[UserRecord]) -> Result<u64>;
+    async fn count_users(&self) -> Result<i64>;
     /// Closes the connections, waiting for those in use.
     async fn close(&self);
 }

@@ -38,6 +38,13 @@ pub trait BookStore: Send + Sync + 'static {
     async fn update_book(&self, owner_id: &str, id: BookId, patch: BookPatch, now: i64) -> Result<Option<BookRecord>>;
     /// Whether a book was deleted.
     async fn delete_book(&self, owner_id: &str, id: BookId) -> Result<bool>;
+    /// Every owner's books with `id > after_id`, ascending, at most `limit`:
+    /// for copying a deployment to another backend.
+    async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>>;
+    /// Inserts books with their ids, skipping ids already present, and moves
+    /// the id sequence past them; how many were new.
+    async fn import_books(&self, books: &[BookRecord]) -> Result<u64>;
+    async fn count_books(&self) -> Result<i64>;
     /// Closes the connections, waiting for those in use.
     async fn close(&self);
 }

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod copy;
 mod probe;
 
 use auth_service::admin::AdminCommand;
@@ -48,6 +49,9 @@ enum Command {
     BooksService(books_service::Settings),
     /// Runs the REST gateway alone (flags and `GATEWAY_*` variables).
     Gateway(gateway::Settings),
+    /// Copies every user and book from the data directory's SQLite files (or
+    /// other databases) into PostgreSQL, keeping ids; safe to run again.
+    CopyData(copy::CopyData),
     /// Checks a service's health and exits non-zero when it is not healthy:
     /// `grpc://HOST:PORT` (gRPC health) or `http://HOST:PORT/PATH` (HTTP 200).
     Probe {
@@ -64,6 +68,10 @@ impl Cli {
         settings.signing_key_file = self.data_dir.join("auth-signing-key.pem");
         Ok(settings)
     }
+
+    fn books_database_url(&self) -> String {
+        format!("sqlite://{}", self.data_dir.join("books.db").display())
+    }
 }
 
 #[tokio::main]
@@ -74,6 +82,9 @@ async fn main() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Admin(command)) => return command.run(&auth_settings).await,
         Some(Command::Probe { target }) => return probe::probe(target).await,
+        Some(Command::CopyData(copy)) => {
+            return copy.run(&auth_settings.database_url, &cli.books_database_url()).await;
+        }
         Some(Command::AuthService(settings)) => {
             let app = auth_service::App::build(settings).await?;
             return app.run_until_stopped(bookstore_runtime::shutdown_signal()).await;
@@ -92,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     let auth = auth_service::App::build(&auth_settings).await?;
     let mut books_settings = books_service::Settings::from_env()?;
     books_settings.listen_addr = cli.books_addr;
-    books_settings.database_url = format!("sqlite://{}", cli.data_dir.join("books.db").display());
+    books_settings.database_url = cli.books_database_url();
     books_settings.auth_url = format!("http://{}", auth.local_addr());
     books_settings.issuer.clone_from(&auth_settings.issuer);
     books_settings.audience.clone_from(&auth_settings.audience);

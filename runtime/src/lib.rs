@@ -5,6 +5,7 @@
 mod access_log;
 
 use std::future::Future;
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -24,7 +25,7 @@ pub fn init_tracing(default_filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _already_set = tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()))
         .try_init();
 }
 

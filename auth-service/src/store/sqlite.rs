@@ -106,6 +106,35 @@ impl UserStore for SqliteUserStore {
         .ok_or_else(|| Error::NotFound("no user with this name".into()))
     }
 
+    async fn import_users(&self, users: &[UserRecord]) -> Result<u64> {
+        let mut transaction = self.pool.begin().await?;
+        let mut inserted = 0;
+        for user in users {
+            let result = sqlx::query(
+                "insert into users (id, public_id, name, name_key, password_hash, admin, created_at)
+                 values (?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing",
+            )
+            .bind(user.id)
+            .bind(&user.public_id)
+            .bind(&user.name)
+            .bind(user.name.to_lowercase())
+            .bind(&user.password_hash)
+            .bind(user.admin)
+            .bind(user.created_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| Error::from_db(error, TAKEN))?;
+            inserted += result.rows_affected();
+        }
+        // autoincrement keeps sqlite_sequence past explicit ids by itself.
+        transaction.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn count_users(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("select count(*) from users").fetch_one(&self.pool).await?)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

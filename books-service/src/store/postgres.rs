@@ -101,6 +101,45 @@ impl BookStore for PostgresBookStore {
         Ok(result.rows_affected() > 0)
     }
 
+    async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
+        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where id > $1 order by id limit $2"))
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn import_books(&self, books: &[BookRecord]) -> Result<u64> {
+        let mut transaction = self.pool.begin().await?;
+        let mut inserted = 0;
+        for book in books {
+            let result = sqlx::query(&format!(
+                "insert into books ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (id) do nothing"
+            ))
+            .bind(book.id)
+            .bind(&book.owner_id)
+            .bind(&book.name)
+            .bind(&book.author)
+            .bind(&book.publisher)
+            .bind(book.book_prize)
+            .bind(book.created_at)
+            .bind(book.updated_at)
+            .execute(&mut *transaction)
+            .await?;
+            inserted += result.rows_affected();
+        }
+        // Explicit ids do not advance the identity: move it past them.
+        sqlx::query("select setval(pg_get_serial_sequence('books', 'id'), greatest((select max(id) from books), 1))")
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn count_books(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("select count(*) from books").fetch_one(&self.pool).await?)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -116,6 +116,41 @@ impl BookStore for SqliteBookStore {
         Ok(result.rows_affected() > 0)
     }
 
+    async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
+        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where id > ? order by id limit ?"))
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn import_books(&self, books: &[BookRecord]) -> Result<u64> {
+        let mut transaction = self.pool.begin().await?;
+        let mut inserted = 0;
+        for book in books {
+            let result = sqlx::query(&format!(
+                "insert into books ({COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing"
+            ))
+            .bind(book.id)
+            .bind(&book.owner_id)
+            .bind(&book.name)
+            .bind(&book.author)
+            .bind(&book.publisher)
+            .bind(book.book_prize)
+            .bind(book.created_at)
+            .bind(book.updated_at)
+            .execute(&mut *transaction)
+            .await?;
+            inserted += result.rows_affected();
+        }
+        transaction.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn count_books(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("select count(*) from books").fetch_one(&self.pool).await?)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
