@@ -50,9 +50,8 @@ impl App {
         );
         let (routes, health) = bookstore_runtime::standard_routes()?;
         // Not ready until the signing keys are in: every call would fail.
-        for service in ["", SERVICE_NAME] {
-            health.set_service_status(service, ServingStatus::NotServing).await;
-        }
+        // The overall status ("") stays SERVING: the process is alive.
+        health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
         let books = RequireTokenLayer::new(keys.clone()).layer(BooksServiceServer::new(BooksGrpc::new(store.clone())));
         let routes = routes.add_service(books);
         let listener = TcpListener::bind(settings.listen_addr)
@@ -90,7 +89,8 @@ impl App {
 }
 
 /// Fetches the signing keys every `interval` until `stop` resolves (every
-/// second until the first success), and reports SERVING once keys are in.
+/// second until the first success), and reports the books service SERVING
+/// once keys are in.
 /// Retired keys leave the cache and new ones arrive before their first
 /// token; failures keep the keys already loaded.
 async fn refresh_keys(keys: JwksCache, health: HealthReporter, interval: Duration, stop: impl Future<Output = ()>) {
@@ -104,9 +104,7 @@ async fn refresh_keys(keys: JwksCache, health: HealthReporter, interval: Duratio
         } else {
             (ServingStatus::NotServing, Duration::from_secs(1))
         };
-        for service in ["", SERVICE_NAME] {
-            health.set_service_status(service, status).await;
-        }
+        health.set_service_status(SERVICE_NAME, status).await;
         tokio::select! {
             () = &mut stop => return,
             () = tokio::time::sleep(pause) => {}

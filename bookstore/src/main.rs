@@ -53,9 +53,10 @@ enum Command {
     /// other databases) into PostgreSQL, keeping ids; safe to run again.
     CopyData(copy::CopyData),
     /// Checks a service's health and exits non-zero when it is not healthy:
-    /// `grpc://HOST:PORT` (gRPC health) or `http://HOST:PORT/PATH` (HTTP 200).
+    /// `grpc://HOST:PORT[/SERVICE]` (gRPC health) or `http://HOST:PORT/PATH` (HTTP 200).
     Probe {
-        /// What to check, e.g. grpc://127.0.0.1:50051 or http://127.0.0.1:5000/readyz.
+        /// What to check, e.g. grpc://127.0.0.1:50052/bookstore.books.v1.BooksService
+        /// or http://127.0.0.1:5000/readyz.
         target: String,
     },
 }

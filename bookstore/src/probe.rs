@@ -11,9 +11,9 @@ use tonic_health::pb::health_client::HealthClient;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Succeeds when `target` is healthy: `grpc://HOST:PORT` answers
-/// `grpc.health.v1.Health/Check` with SERVING, `http://HOST:PORT/PATH`
-/// answers 200.
+/// Succeeds when `target` is healthy: `grpc://HOST:PORT[/SERVICE]` answers
+/// `grpc.health.v1.Health/Check` (for SERVICE, or the whole server) with
+/// SERVING, `http://HOST:PORT/PATH` answers 200.
 pub async fn probe(target: &str) -> anyhow::Result<()> {
     tokio::time::timeout(TIMEOUT, async {
         if let Some(authority) = target.strip_prefix("grpc://") {
@@ -21,19 +21,20 @@ pub async fn probe(target: &str) -> anyhow::Result<()> {
         } else if let Some(rest) = target.strip_prefix("http://") {
             probe_http(rest).await
         } else {
-            anyhow::bail!("unsupported target {target:?}: expected grpc://HOST:PORT or http://HOST:PORT/PATH")
+            anyhow::bail!("unsupported target {target:?}: expected grpc://HOST:PORT[/SERVICE] or http://HOST:PORT/PATH")
         }
     })
     .await
     .with_context(|| format!("{target} did not answer within {TIMEOUT:?}"))?
 }
 
-async fn probe_grpc(authority: &str) -> anyhow::Result<()> {
+async fn probe_grpc(target: &str) -> anyhow::Result<()> {
+    let (authority, service) = target.split_once('/').unwrap_or((target, ""));
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{authority}"))?.connect().await?;
-    let response = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await?;
+    let response = HealthClient::new(channel).check(HealthCheckRequest { service: service.to_owned() }).await?;
     match response.into_inner().status() {
         ServingStatus::Serving => Ok(()),
-        status => anyhow::bail!("{authority} is {status:?}"),
+        status => anyhow::bail!("{target} is {status:?}"),
     }
 }
 

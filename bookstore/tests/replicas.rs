@@ -27,6 +27,8 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
+const AUTH: &str = "bookstore.auth.v1.AuthService";
+const BOOKS: &str = "bookstore.books.v1.BooksService";
 const READERS: usize = 8;
 const READS_EACH: usize = 150;
 
@@ -73,11 +75,11 @@ fn grpc_channel(addr: SocketAddr) -> tonic::transport::Channel {
 }
 
 /// Waits until `addr` reports SERVING; how long that took.
-async fn wait_serving(addr: SocketAddr, processes: &[&Process]) -> Duration {
+async fn wait_serving(addr: SocketAddr, service: &str, processes: &[&Process]) -> Duration {
     let started = Instant::now();
     let mut health = HealthClient::new(grpc_channel(addr));
     loop {
-        let status = health.check(HealthCheckRequest { service: String::new() }).await;
+        let status = health.check(HealthCheckRequest { service: service.to_owned() }).await;
         if status.is_ok_and(|response| response.into_inner().status() == ServingStatus::Serving) {
             return started.elapsed();
         }
@@ -126,12 +128,12 @@ async fn replicas_share_tokens_and_survive_a_killed_books_replica() {
     let serve = |name: &str| vec![name.to_owned()];
     let auth_a_process = Process::start(dir.path(), "auth-a", &serve("auth-service"), &auth_env(auth_a));
     let auth_b_process = Process::start(dir.path(), "auth-b", &serve("auth-service"), &auth_env(auth_b));
-    wait_serving(auth_a, &[&auth_a_process]).await;
-    wait_serving(auth_b, &[&auth_b_process]).await;
+    wait_serving(auth_a, AUTH, &[&auth_a_process]).await;
+    wait_serving(auth_b, AUTH, &[&auth_b_process]).await;
     let mut books_a_process = Process::start(dir.path(), "books-a", &serve("books-service"), &books_env(books_a));
     let books_b_process = Process::start(dir.path(), "books-b", &serve("books-service"), &books_env(books_b));
-    wait_serving(books_a, &[&books_a_process]).await;
-    wait_serving(books_b, &[&books_b_process]).await;
+    wait_serving(books_a, BOOKS, &[&books_a_process]).await;
+    wait_serving(books_b, BOOKS, &[&books_b_process]).await;
     let gateway_env = vec![
         ("GATEWAY_LISTEN_ADDR", gateway.to_string()),
         ("GATEWAY_AUTH_URL", auth_urls.clone()),
@@ -220,7 +222,7 @@ async fn replicas_share_tokens_and_survive_a_killed_books_replica() {
 
     // Bring the replica back on its address while the load goes on.
     let books_a_process = Process::start(dir.path(), "books-a-restarted", &serve("books-service"), &books_env(books_a));
-    let restarted_serving = wait_serving(books_a, &[&books_a_process]).await + killed_at.elapsed();
+    let restarted_serving = wait_serving(books_a, BOOKS, &[&books_a_process]).await + killed_at.elapsed();
     while readers.join_next().await.is_some() {}
     stop_writer.store(true, Ordering::SeqCst);
     let (written, write_failures) = writer.await.unwrap();

@@ -151,8 +151,10 @@ async fn health_reports_not_serving_while_no_signing_keys_could_be_fetched() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let orphan = crate::helpers::start_books(&dir, dead).await;
     let mut health = HealthClient::new(channel(orphan.addr));
-    let response = health.check(HealthCheckRequest { service: String::new() }).await.unwrap();
-    assert_eq!(response.into_inner().status(), ServingStatus::NotServing);
+    let response = health.check(HealthCheckRequest { service: "bookstore.books.v1.BooksService".into() }).await;
+    assert_eq!(response.unwrap().into_inner().status(), ServingStatus::NotServing);
+    let process = health.check(HealthCheckRequest { service: String::new() }).await.unwrap();
+    assert_eq!(process.into_inner().status(), ServingStatus::Serving, "alive, only not ready");
 }
 
 #[tokio::test]
