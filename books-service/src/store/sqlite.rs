@@ -42,6 +42,9 @@ impl SqliteBookStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A local file cannot silently drop a connection: skip the ping
+            // that would otherwise precede every query.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open {url}"))?;
