@@ -11,7 +11,7 @@ pub struct Settings {
 
     /// Database URL: `sqlite://PATH` (the file and its directory are created)
     /// or `postgres://USER@HOST/DB` (the database must exist).
-    #[arg(long, env = "BOOKS_DATABASE_URL", default_value = "sqlite://data/books.db")]
+    #[arg(long, env = "BOOKS_DATABASE_URL", default_value = "sqlite://data/books.db", hide_env_values = true)]
     pub database_url: String,
 
     /// auth-service's gRPC endpoint, where the token signing keys come from;

@@ -12,6 +12,21 @@ use tempfile::TempDir;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// Says once per test binary that PostgreSQL tests are skipped. Written to
+/// the stderr handle itself: the test harness captures `eprintln!` of
+/// passing tests, and this note must be seen.
+fn announce_skip(server: &str, error: &sqlx::Error) {
+    static ANNOUNCED: std::sync::Once = std::sync::Once::new();
+    ANNOUNCED.call_once(|| {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nNOTE: PostgreSQL tests SKIPPED: cannot reach {server} ({error}).\n      \
+             Start PostgreSQL, or set BOOKSTORE_REQUIRE_POSTGRES=1 to make this an error.\n"
+        );
+    });
+}
+
 /// A database that exists only for one test.
 #[derive(Debug)]
 pub struct TestDatabase {
@@ -53,9 +68,7 @@ impl TestDatabase {
         let mut admin = match PgConnection::connect(&server).await {
             Ok(connection) => connection,
             Err(error) if !required => {
-                eprintln!(
-                    "PostgreSQL test skipped: cannot reach {server} ({error}); set BOOKSTORE_REQUIRE_POSTGRES=1 to fail instead"
-                );
+                announce_skip(&server, &error);
                 return None;
             }
             Err(error) => panic!("PostgreSQL is required for this run but {server} cannot be reached: {error}"),
