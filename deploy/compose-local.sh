@@ -10,18 +10,25 @@
 #
 # Rewrites only what a container network provides: host names (postgres,
 # auth-service, books-service -> 127.0.0.1), 0.0.0.0 -> 127.0.0.1, and the
-# secret mount /run/secrets/auth_signing_key -> a freshly generated key file.
+# secret mount /run/secrets/auth_signing_key -> a freshly generated key file;
+# and, so as never to touch a developer's own databases, the database names
+# get a per-run suffix (bookstore_auth -> bookstore_auth_ci<pid>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN_DIR="${1:-target/debug}"
 PY=/usr/bin/python3   # Debian's python3 has PyYAML (a docker-compose dependency)
 WORK="$(mktemp -d)"
+SUFFIX="_ci$$"
 PIDS=()
+created_role=0
+made_secret=0
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  psql -h 127.0.0.1 -U postgres -qAt -c "drop database if exists bookstore_auth with (force)" \
-    -c "drop database if exists bookstore_books with (force)" >/dev/null 2>&1 || true
+  psql -h 127.0.0.1 -U postgres -qAt -c "drop database if exists bookstore_auth$SUFFIX with (force)" \
+    -c "drop database if exists bookstore_books$SUFFIX with (force)" >/dev/null 2>&1 || true
+  [ "$created_role" = 1 ] && psql -h 127.0.0.1 -U postgres -qAt -c "drop role if exists bookstore" >/dev/null 2>&1
+  [ "$made_secret" = 1 ] && rm -f deploy/secrets/auth-signing-key.pem
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -30,30 +37,30 @@ echo "== docker-compose config (validation)"
 "$BIN_DIR/bookstore" generate-signing-key --out "$WORK/auth-signing-key.pem" >/dev/null
 mkdir -p deploy/secrets
 # The compose file names this secret file; config validation needs it to exist.
-created_secret=0
 if [ ! -e deploy/secrets/auth-signing-key.pem ]; then
-  cp "$WORK/auth-signing-key.pem" deploy/secrets/auth-signing-key.pem; created_secret=1
+  cp "$WORK/auth-signing-key.pem" deploy/secrets/auth-signing-key.pem; made_secret=1
 fi
 docker-compose -f docker-compose.yml config > "$WORK/compose.yml"
-[ "$created_secret" = 1 ] && rm -f deploy/secrets/auth-signing-key.pem
 echo "valid"
 
 echo "== PostgreSQL as the compose file's postgres service (role and databases of deploy/postgres/init.sql)"
-psql -h 127.0.0.1 -U postgres -qAt -c "drop database if exists bookstore_auth with (force)" \
-  -c "drop database if exists bookstore_books with (force)" >/dev/null
-psql -h 127.0.0.1 -U postgres -qAt -c "do \$\$ begin create role bookstore login password 'bookstore'; exception when duplicate_object then null; end \$\$" >/dev/null
-psql -h 127.0.0.1 -U postgres -q -f deploy/postgres/init.sql >/dev/null
+if [ -z "$(psql -h 127.0.0.1 -U postgres -qAt -c "select 1 from pg_roles where rolname = 'bookstore'")" ]; then
+  psql -h 127.0.0.1 -U postgres -qAt -c "create role bookstore login password 'bookstore'" >/dev/null
+  created_role=1
+fi
+sed "s/\(bookstore_auth\|bookstore_books\)/\1$SUFFIX/g" deploy/postgres/init.sql | psql -h 127.0.0.1 -U postgres -q >/dev/null
 
 # service -> "command\0env lines", healthcheck command
-"$PY" - "$WORK" <<'PYEOF'
-import sys, yaml, json, shlex
-work = sys.argv[1]
+"$PY" - "$WORK" "$SUFFIX" <<'PYEOF'
+import re, sys, yaml, json, shlex
+work, suffix = sys.argv[1], sys.argv[2]
 compose = yaml.safe_load(open(f"{work}/compose.yml"))
 def local(value):
     value = str(value)
     for host in ("postgres:5432", "auth-service:", "books-service:"):
         value = value.replace(host, "127.0.0.1:" if host.endswith(":") else "127.0.0.1:5432")
     value = value.replace("0.0.0.0:", "127.0.0.1:")
+    value = re.sub(r"/(bookstore_auth|bookstore_books)\b", rf"/\1{suffix}", value)
     return value.replace("/run/secrets/auth_signing_key", f"{work}/auth-signing-key.pem")
 for name in ("auth-service", "books-service", "gateway"):
     service = compose["services"][name]

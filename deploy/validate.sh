@@ -14,12 +14,12 @@ PY=/usr/bin/python3   # Debian's python3 has PyYAML (a docker-compose dependency
 KV="${KUBERNETES_VALIDATE:-kubernetes-validate}"
 
 echo "== docker-compose config"
-made_secret=0
+# The compose file names this secret file; config validation needs it to exist.
 if [ ! -e deploy/secrets/auth-signing-key.pem ]; then
-  mkdir -p deploy/secrets; : > deploy/secrets/auth-signing-key.pem; made_secret=1
+  mkdir -p deploy/secrets; : > deploy/secrets/auth-signing-key.pem
+  trap 'rm -f deploy/secrets/auth-signing-key.pem' EXIT
 fi
 docker-compose -f docker-compose.yml config -q
-[ "$made_secret" = 1 ] && rm -f deploy/secrets/auth-signing-key.pem
 echo "valid"
 
 echo "== Kubernetes manifests (strict schema validation)"
@@ -37,7 +37,7 @@ done
 import re, sys, yaml
 bin_dir, manifests = sys.argv[1], sys.argv[2:]
 help_text = {b: open(f"/tmp/bookstore-help-{b}.txt").read() for b in ("auth-service", "books-service", "gateway", "bookstore")}
-known = set(re.findall(r"\benv: ([A-Z_]+)=", "".join(help_text.values()))) | {"RUST_LOG", "BOOKSTORE_ADMIN_PASSWORD"}
+known = set(re.findall(r"\benv: ([A-Z_]+)[=\]]", "".join(help_text.values()))) | {"RUST_LOG", "BOOKSTORE_ADMIN_PASSWORD"}
 uses = []  # (where, command, env names)
 compose = yaml.safe_load(open("docker-compose.yml"))
 for name, service in compose["services"].items():

@@ -27,7 +27,8 @@ pub struct App {
 impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let accounts = accounts(settings).await?;
-        let (routes, health) = bookstore_runtime::standard_routes()?;
+        let (routes, health) =
+            bookstore_runtime::standard_routes(bookstore_proto::auth::v1::auth_service_server::SERVICE_NAME)?;
         health.set_serving::<AuthServiceServer<AuthGrpc>>().await;
         let routes = routes.add_service(AuthServiceServer::new(AuthGrpc::new(accounts.clone())));
         let listener = TcpListener::bind(settings.listen_addr)

@@ -74,7 +74,7 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("listen_addr", &self.listen_addr)
-            .field("database_url", &redact_password(&self.database_url))
+            .field("database_url", &bookstore_runtime::redact_password(&self.database_url))
             .field("signing_key_file", &self.signing_key_file)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
             .field("verification_key_files", &self.verification_key_files)
@@ -84,26 +84,5 @@ impl fmt::Debug for Settings {
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("max_concurrent_hashes", &self.max_concurrent_hashes)
             .finish()
-    }
-}
-
-/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`.
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    match rest.split_once('@') {
-        Some((credentials, host)) if credentials.contains(':') => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_passwords_are_redacted() {
-        assert_eq!(super::redact_password("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(super::redact_password("sqlite://data/auth.db"), "sqlite://data/auth.db");
     }
 }

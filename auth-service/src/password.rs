@@ -20,8 +20,9 @@ use crate::domain::Password;
 use crate::error::{Error, Result};
 
 /// How long a request may wait for a place in the queue before it is
-/// refused with `ResourceExhausted`.
-const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+/// refused with `ResourceExhausted`: well inside the gateway's default
+/// 10 s deadline, so REST callers see 429 rather than 504.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Hashes waiting for a thread, per thread.
 const QUEUE_PER_THREAD: usize = 64;
 /// Bytes of hash output.

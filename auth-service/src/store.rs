@@ -12,8 +12,9 @@ use crate::error::Result;
 pub use postgres::PostgresUserStore;
 pub use sqlite::SqliteUserStore;
 
-/// A stored user, password hash included: never leaves the service.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// A stored user, password hash included: never leaves the service (and
+/// its `Debug` leaves the hash out).
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRecord {
     pub id: i64,
     pub public_id: String,
@@ -24,8 +25,20 @@ pub struct UserRecord {
     pub created_at: i64,
 }
 
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("public_id", &self.public_id)
+            .field("name", &self.name)
+            .field("admin", &self.admin)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A user to insert.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewUser {
     pub public_id: String,
     pub name: String,

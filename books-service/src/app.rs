@@ -48,7 +48,7 @@ impl App {
             AuthServiceClient::new(auth_replicas),
             Duration::from_secs(settings.jwks_min_refetch_secs),
         );
-        let (routes, health) = bookstore_runtime::standard_routes()?;
+        let (routes, health) = bookstore_runtime::standard_routes(SERVICE_NAME)?;
         // Not ready until the signing keys are in: every call would fail.
         // The overall status ("") stays SERVING: the process is alive.
         health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;

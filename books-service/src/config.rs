@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 /// How to run books-service. Every flag has a `BOOKS_*` environment variable.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct Settings {
     /// Address to serve gRPC on (port 0 picks a free port).
     #[arg(long, env = "BOOKS_LISTEN_ADDR", default_value = "127.0.0.1:50052")]
@@ -45,5 +45,19 @@ impl Settings {
             settings: Settings,
         }
         <Only as clap::Parser>::try_parse_from(["books-service"]).map(|only| only.settings)
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen_addr", &self.listen_addr)
+            .field("database_url", &bookstore_runtime::redact_password(&self.database_url))
+            .field("auth_url", &self.auth_url)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("jwks_refresh_secs", &self.jwks_refresh_secs)
+            .field("jwks_min_refetch_secs", &self.jwks_min_refetch_secs)
+            .finish()
     }
 }

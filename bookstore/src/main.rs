@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 #[command(version, about)]
 struct Cli {
     /// Directory for the SQLite databases and the token signing key.
-    #[arg(long, env = "BOOKSTORE_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "BOOKSTORE_DATA_DIR", default_value = "data", global = true)]
     data_dir: PathBuf,
 
     /// Address of the REST gateway (the tutorial's clients expect port 5000).
@@ -121,23 +121,38 @@ async fn main() -> anyhow::Result<()> {
     println!("  books-service  {} (gRPC)", books.local_addr());
     println!("Stop with Ctrl-C.");
 
-    let stop = CancellationToken::new();
-    let on_signal = stop.clone();
+    // A signal stops the gateway first, so requests it is serving can still
+    // reach the services; then the services stop. If any of the three
+    // fails, all stop.
+    let (stop_gateway, stop_services) = (CancellationToken::new(), CancellationToken::new());
+    let on_signal = stop_gateway.clone();
     tokio::spawn(async move {
         bookstore_runtime::shutdown_signal().await;
         on_signal.cancel();
     });
-    // If one service fails, stop the others too.
-    let run = |app: anyhow::Result<()>| {
-        if app.is_err() {
-            stop.cancel();
+    let stop_all = |outcome: &anyhow::Result<()>| {
+        if outcome.is_err() {
+            stop_gateway.cancel();
+            stop_services.cancel();
         }
-        app
     };
     let (auth, books, gateway) = tokio::join!(
-        async { run(auth.run_until_stopped(stop.clone().cancelled_owned()).await) },
-        async { run(books.run_until_stopped(stop.clone().cancelled_owned()).await) },
-        async { run(gateway.run_until_stopped(stop.clone().cancelled_owned()).await) },
+        async {
+            let outcome = auth.run_until_stopped(stop_services.clone().cancelled_owned()).await;
+            stop_all(&outcome);
+            outcome
+        },
+        async {
+            let outcome = books.run_until_stopped(stop_services.clone().cancelled_owned()).await;
+            stop_all(&outcome);
+            outcome
+        },
+        async {
+            let outcome = gateway.run_until_stopped(stop_gateway.clone().cancelled_owned()).await;
+            stop_all(&outcome);
+            stop_services.cancel();
+            outcome
+        },
     );
     auth.and(books).and(gateway)
 }

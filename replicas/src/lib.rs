@@ -7,8 +7,9 @@
 //! so it rejoins by itself once it is back.
 //!
 //! Retries never repeat a write that may have happened:
-//! - a call whose connection was refused never reached the replica, so any
-//!   call is retried on the next one;
+//! - a call whose connection could not be made (refused, unreachable, connect
+//!   timeout) never reached the replica, so any call is retried on the next
+//!   one;
 //! - a call that failed at the transport level after it was sent (the
 //!   replica died mid-call) is retried only when its method is idempotent,
 //!   as told by the predicate given to [`Replicas::new`].
@@ -144,25 +145,20 @@ impl Replica {
             let backoff = health.backoff.map_or(MIN_BACKOFF, |backoff| (backoff * 2).min(MAX_BACKOFF));
             health.backoff = Some(backoff);
             health.down_until = Some(Instant::now() + backoff);
-            tracing::warn!(replica = %self.url, ?backoff, "replica refused the connection; skipping it");
+            tracing::warn!(replica = %self.url, ?backoff, "cannot connect to the replica; skipping it");
         }
     }
 }
 
-/// Whether the call surely never reached the replica: the connection was
-/// refused or could not be made.
-fn connection_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether the call surely never reached the replica: tonic failed to
+/// establish the connection (refused, unreachable, connect timeout). An I/O
+/// error on a connection that was already open does not count: the replica
+/// may have received, even committed, the call.
+fn never_reached(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(error) = source {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused
-                    | std::io::ErrorKind::AddrNotAvailable
-                    | std::io::ErrorKind::HostUnreachable
-                    | std::io::ErrorKind::NetworkUnreachable
-                    | std::io::ErrorKind::TimedOut
-            );
+        if error.is::<tonic::ConnectError>() {
+            return true;
         }
         source = error.source();
     }
@@ -204,7 +200,7 @@ impl Service<http::Request<Body>> for Replicas {
                         return Ok(response);
                     }
                     Err(error) => {
-                        let refused = connection_refused(&error);
+                        let refused = never_reached(&error);
                         if refused {
                             replica.mark_down();
                         }

@@ -61,16 +61,19 @@ pub async fn shutdown_signal() {
 /// v1alpha for grpcurl before 1.8.8, Postman and grpcui), so that
 /// `grpcurl -plaintext HOST:PORT list` works without .proto files. The
 /// returned reporter sets each service's health status.
-pub fn standard_routes() -> Result<(Routes, HealthReporter), tonic_reflection::server::Error> {
+/// Reflection lists only `service` (the API this server implements), health
+/// and reflection itself.
+pub fn standard_routes(service: &str) -> Result<(Routes, HealthReporter), tonic_reflection::server::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(bookstore_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(bookstore_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(bookstore_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(service)
+            .with_service_name("grpc.health.v1.Health")
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
     let routes = Routes::new(health).add_service(reflection_v1).add_service(reflection_v1alpha);
     Ok((routes, reporter))
 }
@@ -92,4 +95,28 @@ pub async fn serve(
         // 40 ms stall against delayed ACKs).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await
+}
+
+/// A database URL fit for logs: `postgres://user:secret@host/db` becomes
+/// `postgres://user:***@host/db`.
+#[must_use]
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(super::redact_password("postgres://u:p@ss@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(super::redact_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_password("sqlite://data/auth.db"), "sqlite://data/auth.db");
+    }
 }

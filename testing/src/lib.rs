@@ -27,6 +27,23 @@ fn announce_skip(server: &str, error: &sqlx::Error) {
     });
 }
 
+/// Test databases older than this were left by a failed run.
+const LEFTOVER_AGE_SECS: u64 = 3600;
+
+async fn drop_leftovers(admin: &mut PgConnection, now: u64) {
+    let names: Vec<String> =
+        sqlx::query_scalar("select datname from pg_database where datname like 'bookstore\\_test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let created = name.split('_').nth(2).and_then(|created| created.parse::<u64>().ok());
+        if created.is_some_and(|created| now.saturating_sub(created) > LEFTOVER_AGE_SECS) {
+            let _ = admin.execute(format!("drop database if exists {name} with (force)").as_str()).await;
+        }
+    }
+}
+
 /// A database that exists only for one test.
 #[derive(Debug)]
 pub struct TestDatabase {
@@ -73,7 +90,11 @@ impl TestDatabase {
             }
             Err(error) => panic!("PostgreSQL is required for this run but {server} cannot be reached: {error}"),
         };
-        let name = format!("bookstore_test_{}", uuid::Uuid::new_v4().simple());
+        // Creation time in the name: a test that panicked before `cleanup`
+        // leaves its database behind, and later runs drop such leftovers.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |age| age.as_secs());
+        drop_leftovers(&mut admin, now).await;
+        let name = format!("bookstore_test_{now}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         #[allow(clippy::expect_used)]
         admin.execute(format!("create database {name}").as_str()).await.expect("create the test database");
         let base = server.split_once('?').map_or(server.as_str(), |(base, _)| base);
