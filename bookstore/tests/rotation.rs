@@ -1,0 +1,159 @@
+//! The README's key rotation, done while clients log in and read books all
+//! the time: two auth-service replicas rolled one at a time through the
+//! three steps, books-service verifying every token, zero failed requests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
+use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
+use bookstore_proto::books::v1::ListBooksRequest;
+use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
+use bookstore_replicas::Replicas;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Replica {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start_auth(addr: SocketAddr, database: &str, signing: &PathBuf, verifying: &[PathBuf]) -> Replica {
+    let mut settings = auth_service::Settings::from_env().unwrap();
+    settings.listen_addr = addr;
+    settings.database_url = database.to_owned();
+    settings.signing_key_file.clone_from(signing);
+    settings.verification_key_files = verifying.to_vec();
+    settings.generate_signing_key = false;
+    let app = auth_service::App::build(&settings).await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    Replica { stop, task }
+}
+
+async fn stop(replica: Replica) {
+    let _ = replica.stop.send(());
+    replica.task.await.unwrap().unwrap();
+}
+
+/// Restarts the replicas one at a time with the next step's keys.
+async fn roll(
+    replicas: &mut [Option<Replica>; 2],
+    addrs: [SocketAddr; 2],
+    database: &str,
+    signing: &PathBuf,
+    verifying: &[PathBuf],
+) {
+    for (replica, addr) in replicas.iter_mut().zip(addrs) {
+        if let Some(running) = replica.take() {
+            stop(running).await;
+        }
+        *replica = Some(start_auth(addr, database, signing, verifying).await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+fn key_file(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bookstore_tokens::SigningKey::generate().to_pkcs8_pem().unwrap()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_key_rotation_fails_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (key_file(&dir, "old.pem"), key_file(&dir, "new.pem"));
+    let auth_db = format!("sqlite://{}", dir.path().join("auth.db").display());
+    let (a, b) = (free_addr(), free_addr());
+
+    // Before: both replicas sign with the old key.
+    let mut replicas = [Some(start_auth(a, &auth_db, &old, &[]).await), Some(start_auth(b, &auth_db, &old, &[]).await)];
+    let mut books_settings = books_service::Settings::from_env().unwrap();
+    books_settings.listen_addr = "127.0.0.1:0".parse().unwrap();
+    books_settings.database_url = format!("sqlite://{}", dir.path().join("books.db").display());
+    books_settings.auth_url = format!("http://{a},http://{b}");
+    books_settings.jwks_refresh_secs = 1;
+    let books = books_service::App::build(&books_settings).await.unwrap();
+    let books_addr = books.local_addr();
+    let (stop_books, books_stopped) = oneshot::channel::<()>();
+    let books_task = tokio::spawn(books.run_until_stopped(async {
+        let _ = books_stopped.await;
+    }));
+
+    let auth = Replicas::new(
+        &format!("http://{a},http://{b}"),
+        |endpoint| endpoint,
+        bookstore_proto::idempotency::is_side_effect_free,
+    )
+    .unwrap();
+    let mut auth_client = AuthServiceClient::new(auth.clone());
+    auth_client.register(RegisterRequest { name: "rotor".into(), password: PASSWORD.into() }).await.unwrap();
+
+    // Clients: log in (through either replica), then read books with the
+    // fresh token, over and over.
+    let (calls, failures, done) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (calls, failures, done) = (Arc::clone(&calls), Arc::clone(&failures), Arc::clone(&done));
+        let mut auth = AuthServiceClient::new(auth.clone());
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{books_addr}")).unwrap().connect_lazy();
+        let mut books = BooksServiceClient::new(channel);
+        clients.spawn(async move {
+            while !done.load(Ordering::SeqCst) {
+                let login = auth.login(LoginRequest { name: "rotor".into(), password: PASSWORD.into() }).await;
+                calls.fetch_add(1, Ordering::SeqCst);
+                let Ok(login) = login else {
+                    failures.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                };
+                let mut request = tonic::Request::new(ListBooksRequest::default());
+                let bearer = format!("Bearer {}", login.into_inner().access_token);
+                request.metadata_mut().insert("authorization", bearer.parse().unwrap());
+                calls.fetch_add(1, Ordering::SeqCst);
+                if let Err(status) = books.list_books(request).await {
+                    eprintln!("list failed: {status:?}");
+                    failures.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+    }
+    let settle = || tokio::time::sleep(Duration::from_millis(1500));
+    settle().await;
+
+    // 1. Publish the new key; wait for books-service's refresh (1 s here).
+    roll(&mut replicas, [a, b], &auth_db, &old, std::slice::from_ref(&new)).await;
+    settle().await;
+    // 2. Sign with the new key, keep the old one published.
+    roll(&mut replicas, [a, b], &auth_db, &new, std::slice::from_ref(&old)).await;
+    settle().await;
+    // 3. Retire the old key (every token in use is new by now).
+    roll(&mut replicas, [a, b], &auth_db, &new, &[]).await;
+    settle().await;
+
+    done.store(true, Ordering::SeqCst);
+    while clients.join_next().await.is_some() {}
+    let (calls, failures) = (calls.load(Ordering::SeqCst), failures.load(Ordering::SeqCst));
+    println!("rotation: {calls} calls during a rolling three-step key rotation, {failures} failed");
+    assert!(calls > 100, "the clients kept calling");
+    assert_eq!(failures, 0);
+
+    for replica in replicas.into_iter().flatten() {
+        stop(replica).await;
+    }
+    let _ = stop_books.send(());
+    books_task.await.unwrap().unwrap();
+}
