@@ -15,7 +15,8 @@ pub struct Settings {
     pub database_url: String,
 
     /// auth-service's gRPC endpoint, where the token signing keys come from;
-    /// several replicas' endpoints may be given, separated by commas.
+    /// several replicas' endpoints may be given, separated by commas, or
+    /// `dns://NAME:PORT` for every address NAME resolves to.
     #[arg(long, env = "BOOKS_AUTH_URL", default_value = "http://127.0.0.1:50051")]
     pub auth_url: String,
 

@@ -18,12 +18,13 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
 
     /// auth-service's gRPC endpoint, or several replicas' endpoints separated
-    /// by commas (calls are spread over them).
+    /// by commas, or `dns://NAME:PORT` for every address NAME resolves to
+    /// (calls are spread over them).
     #[arg(long, env = "GATEWAY_AUTH_URL", default_value = "http://127.0.0.1:50051")]
     pub auth_url: String,
 
     /// books-service's gRPC endpoint, or several replicas' endpoints separated
-    /// by commas.
+    /// by commas, or `dns://NAME:PORT`.
     #[arg(long, env = "GATEWAY_BOOKS_URL", default_value = "http://127.0.0.1:50052")]
     pub books_url: String,
 

@@ -15,12 +15,16 @@
 //!   as told by the predicate given to [`Replicas::new`].
 //!
 //! Statuses a replica answered (even `Unavailable`) are returned as they
-//! are: the replica decided. Request bodies are buffered for the retries,
+//! are: the replica decided.
+//!
+//! Replicas are URLs (`http://10.0.0.5:50052`), or `dns://NAME:PORT`: every
+//! address NAME resolves to, resolved again every 10 s, so that a
+//! Kubernetes headless Service (or any DNS name with several records) is
+//! balanced per call, replicas joining and leaving as the records change. Request bodies are buffered for the retries,
 //! which suits unary calls (all of Bookstore's).
 
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -39,6 +43,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// further refusal doubles it, up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often `dns://` names are resolved again.
+const DNS_REFRESH: Duration = Duration::from_secs(10);
 
 /// The replicas of one service, as a load-balancing gRPC transport.
 #[derive(Clone)]
@@ -46,10 +52,49 @@ pub struct Replicas {
     inner: Arc<Inner>,
 }
 
+type Configure = dyn Fn(Endpoint) -> Endpoint + Send + Sync;
+
 struct Inner {
-    replicas: Vec<Replica>,
+    /// The current replicas; replaced whole when `dns://` names resolve
+    /// differently, keeping the `Replica` (connection, health) of every URL
+    /// that stays.
+    replicas: RwLock<Arc<Vec<Arc<Replica>>>>,
+    sources: Vec<Source>,
+    configure: Box<Configure>,
     next: AtomicUsize,
     idempotent: fn(&str) -> bool,
+}
+
+/// Where replicas come from.
+#[derive(Debug, Clone)]
+enum Source {
+    Url(String),
+    /// `dns://host:port`: every address `host` resolves to.
+    Dns {
+        host: String,
+        port: u16,
+    },
+}
+
+impl Source {
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        let Some(authority) = text.strip_prefix("dns://") else { return Ok(Self::Url(text.to_owned())) };
+        let (host, port) = authority
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .with_context(|| format!("{text:?}: expected dns://NAME:PORT"))?;
+        let port = port.parse().with_context(|| format!("{text:?}: invalid port"))?;
+        Ok(Self::Dns { host: host.trim_start_matches('[').trim_end_matches(']').to_owned(), port })
+    }
+
+    /// The URL to use until the name has been resolved (or when it cannot
+    /// be): the name itself, resolved by the connector.
+    fn initial_url(&self) -> String {
+        match self {
+            Self::Url(url) => url.clone(),
+            Self::Dns { host, port } => format!("http://{host}:{port}"),
+        }
+    }
 }
 
 struct Replica {
@@ -67,66 +112,131 @@ struct Health {
 
 impl std::fmt::Debug for Replicas {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let urls: Vec<&str> = self.inner.replicas.iter().map(|replica| replica.url.as_str()).collect();
-        f.debug_struct("Replicas").field("urls", &urls).finish_non_exhaustive()
+        f.debug_struct("Replicas").field("sources", &self.inner.sources).finish_non_exhaustive()
     }
 }
 
 impl Replicas {
     /// Lazily connected replicas from a comma-separated list of URLs
-    /// (`http://a:50051,http://b:50051`). `configure` sets up each endpoint
-    /// (timeouts, keep-alive); `idempotent` tells from a method path
-    /// (`/package.Service/Method`) whether a call may be repeated.
+    /// (`http://a:50051,http://b:50051`) and `dns://NAME:PORT` names.
+    /// `configure` sets up each endpoint (timeouts, keep-alive);
+    /// `idempotent` tells from a method path (`/package.Service/Method`)
+    /// whether a call may be repeated. Names are resolved in the background
+    /// when a tokio runtime is running.
     pub fn new(
         urls: &str,
-        configure: impl Fn(Endpoint) -> Endpoint,
+        configure: impl Fn(Endpoint) -> Endpoint + Send + Sync + 'static,
         idempotent: fn(&str) -> bool,
     ) -> anyhow::Result<Self> {
-        let replicas = urls
+        let sources = urls
             .split(',')
             .map(str::trim)
             .filter(|url| !url.is_empty())
-            .map(|url| {
-                let endpoint =
-                    Endpoint::from_shared(url.to_owned()).with_context(|| format!("invalid gRPC URL {url:?}"))?;
-                Ok(Replica {
-                    url: url.to_owned(),
-                    channel: configure(endpoint).connect_lazy(),
-                    health: Mutex::new(Health::default()),
-                })
-            })
+            .map(Source::parse)
             .collect::<anyhow::Result<Vec<_>>>()?;
-        anyhow::ensure!(!replicas.is_empty(), "no gRPC URL given");
-        Ok(Self { inner: Arc::new(Inner { replicas, next: AtomicUsize::new(0), idempotent }) })
+        anyhow::ensure!(!sources.is_empty(), "no gRPC URL given");
+        let configure: Box<Configure> = Box::new(configure);
+        let replicas = sources
+            .iter()
+            .map(|source| Replica::new(source.initial_url(), &*configure).map(Arc::new))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let inner = Arc::new(Inner {
+            replicas: RwLock::new(Arc::new(replicas)),
+            sources,
+            configure,
+            next: AtomicUsize::new(0),
+            idempotent,
+        });
+        let resolves = inner.sources.iter().any(|source| matches!(source, Source::Dns { .. }));
+        if let (true, Ok(runtime)) = (resolves, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(resolve_periodically(Arc::downgrade(&inner)));
+        }
+        Ok(Self { inner })
     }
 
-    /// How many replicas there are.
+    /// The URLs calls currently go to.
     #[must_use]
-    pub fn len(&self) -> usize {
-        self.inner.replicas.len()
+    pub fn endpoints(&self) -> Vec<String> {
+        self.snapshot().iter().map(|replica| replica.url.clone()).collect()
     }
 
-    /// Never: there is at least one replica.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.inner.replicas.is_empty()
+    fn snapshot(&self) -> Arc<Vec<Arc<Replica>>> {
+        self.inner
+            .replicas
+            .read()
+            .map_or_else(|poisoned| Arc::clone(&poisoned.into_inner()), |replicas| Arc::clone(&replicas))
     }
 
     /// The replicas in the order to try for one call: round robin from the
     /// next one, replicas that are up first, skipped ones last (as a last
     /// resort rather than failing outright).
-    fn attempt_order(&self) -> Vec<usize> {
-        let count = self.inner.replicas.len();
+    fn attempt_order(&self, replicas: &[Arc<Replica>]) -> Vec<usize> {
+        let count = replicas.len();
         let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let (mut up, mut down): (Vec<usize>, Vec<usize>) =
-            (0..count).map(|offset| (start + offset) % count).partition(|&index| self.inner.replicas[index].is_up(now));
+            (0..count).map(|offset| (start + offset) % count).partition(|&index| replicas[index].is_up(now));
         up.append(&mut down);
         up
     }
 }
 
+/// Resolves the `dns://` sources now and every [`DNS_REFRESH`], until the
+/// replicas are dropped. A name that fails to resolve keeps its replicas.
+async fn resolve_periodically(inner: Weak<Inner>) {
+    loop {
+        let Some(inner) = inner.upgrade() else { return };
+        let current = inner.replicas.read().map(|replicas| Arc::clone(&replicas)).ok();
+        let mut urls = Vec::new();
+        for source in &inner.sources {
+            match source {
+                Source::Url(url) => urls.push(url.clone()),
+                Source::Dns { host, port } => match tokio::net::lookup_host((host.as_str(), *port)).await {
+                    Ok(addrs) => {
+                        let before = urls.len();
+                        urls.extend(addrs.map(|addr| format!("http://{addr}")));
+                        if urls.len() == before {
+                            urls.push(source.initial_url());
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%host, %error, "cannot resolve replicas; keeping the previous ones");
+                        urls.push(source.initial_url());
+                    }
+                },
+            }
+        }
+        urls.sort();
+        urls.dedup();
+        if let Some(current) = current {
+            let known: Vec<String> = current.iter().map(|replica| replica.url.clone()).collect();
+            if known.iter().collect::<std::collections::BTreeSet<_>>() != urls.iter().collect() {
+                let replicas: Vec<Arc<Replica>> = urls
+                    .iter()
+                    .filter_map(|url| match current.iter().find(|replica| &replica.url == url) {
+                        Some(replica) => Some(Arc::clone(replica)),
+                        None => Replica::new(url.clone(), &*inner.configure).map(Arc::new).ok(),
+                    })
+                    .collect();
+                if !replicas.is_empty() {
+                    tracing::info!(replicas = ?urls, "replica set changed");
+                    if let Ok(mut slot) = inner.replicas.write() {
+                        *slot = Arc::new(replicas);
+                    }
+                }
+            }
+        }
+        drop(inner);
+        tokio::time::sleep(DNS_REFRESH).await;
+    }
+}
+
 impl Replica {
+    fn new(url: String, configure: &Configure) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::from_shared(url.clone()).with_context(|| format!("invalid gRPC URL {url:?}"))?;
+        Ok(Self { channel: configure(endpoint).connect_lazy(), url, health: Mutex::new(Health::default()) })
+    }
+
     fn is_up(&self, now: Instant) -> bool {
         self.health.lock().map_or(true, |health| health.down_until.is_none_or(|until| until <= now))
     }
@@ -182,8 +292,9 @@ impl Service<http::Request<Body>> for Replicas {
             let body: Bytes = body.collect().await?.to_bytes();
             let idempotent = (replicas.inner.idempotent)(parts.uri.path());
             let mut last_error: Option<BoxError> = None;
-            for index in replicas.attempt_order() {
-                let replica = &replicas.inner.replicas[index];
+            let snapshot = replicas.snapshot();
+            for index in replicas.attempt_order(&snapshot) {
+                let replica = &snapshot[index];
                 let mut attempt = http::Request::builder()
                     .method(parts.method.clone())
                     .uri(parts.uri.clone())

@@ -101,3 +101,36 @@ async fn no_live_replica_is_an_unavailable_status() {
     let status = check(&mut client).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
 }
+
+#[tokio::test]
+async fn a_dns_name_is_spread_over_every_address_it_resolves_to() {
+    let (live, live_addr) = listener().await;
+    let (live_calls, _stop) = serve(live).await;
+    let port = live_addr.port();
+    // `localhost` resolves to 127.0.0.1, and on many hosts to ::1 as well
+    // (nothing listens there: that replica is skipped).
+    let replicas = Replicas::new(
+        &format!("dns://localhost:{port}"),
+        |endpoint| endpoint.connect_timeout(Duration::from_secs(1)),
+        |_| true,
+    )
+    .unwrap();
+    let resolved = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !replicas.endpoints().contains(&resolved) {
+        assert!(Instant::now() < deadline, "never resolved: {:?}", replicas.endpoints());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut client = HealthClient::new(replicas);
+    for _ in 0..6 {
+        check(&mut client).await.unwrap();
+    }
+    assert_eq!(live_calls.load(Ordering::SeqCst), 6);
+}
+
+#[test]
+fn malformed_dns_sources_are_refused() {
+    for bad in ["dns://no-port", "dns://host:notaport"] {
+        assert!(Replicas::new(bad, |endpoint| endpoint, |_| true).is_err(), "{bad}");
+    }
+}
