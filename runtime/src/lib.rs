@@ -3,6 +3,7 @@
 //! services, serving on a bound listener, and shutdown on SIGINT/SIGTERM.
 
 mod access_log;
+pub mod database;
 
 use std::future::Future;
 use std::io::IsTerminal as _;

@@ -1,13 +1,8 @@
 //! The embedded SQLite backend.
 
-use std::path::Path;
-use std::str::FromStr as _;
-use std::time::Duration;
-
 use anyhow::Context as _;
 use async_trait::async_trait;
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{NewUser, UserRecord, UserStore};
 use crate::error::{Error, Result};
@@ -24,28 +19,7 @@ impl SqliteUserStore {
     /// Opens the database (creating the file and its directory if missing)
     /// and applies the embedded migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("invalid SQLite URL {url:?}"))?
-            .create_if_missing(true)
-            // WAL: readers never block the writer. synchronous=FULL: a
-            // transaction is on disk before its write is acknowledged, so it
-            // survives a crash or a power cut, not only a process kill.
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            // Concurrent writers wait for the lock instead of failing with
-            // "database is locked".
-            .busy_timeout(Duration::from_secs(30));
-        if let Some(dir) = Path::new(options.get_filename()).parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            // A local file cannot silently drop a connection: skip the ping
-            // that would otherwise precede every query.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .with_context(|| format!("cannot open {url}"))?;
+        let pool = bookstore_runtime::database::open_sqlite(url).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("cannot migrate the user database")?;
         Ok(Self { pool })
     }

@@ -2,12 +2,9 @@
 //! Plain SQL only (no advisory locks, no listen/notify), so that
 //! PostgreSQL-compatible engines such as CockroachDB can serve it too.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use async_trait::async_trait;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 use super::{BookRecord, BookStore};
 use crate::domain::{BookId, BookPatch, NewBook};
@@ -25,12 +22,7 @@ impl PostgresBookStore {
     /// Connects and applies the embedded migrations (sqlx serialises
     /// concurrent migrators with a lock, taken only at start-up).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await
-            .context("cannot connect to the PostgreSQL book database")?;
+        let pool = bookstore_runtime::database::open_postgres(url).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await.context("cannot migrate the book database")?;
         Ok(Self { pool })
     }
