@@ -61,12 +61,7 @@ fn default_hash_concurrency() -> usize {
 impl Settings {
     /// The defaults, with any `AUTH_*` environment variables applied.
     pub fn from_env() -> Result<Self, clap::Error> {
-        #[derive(clap::Parser)]
-        struct Only {
-            #[command(flatten)]
-            settings: Settings,
-        }
-        <Only as clap::Parser>::try_parse_from(["auth-service"]).map(|only| only.settings)
+        bookstore_runtime::settings_from_env("auth-service")
     }
 }
 

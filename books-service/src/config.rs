@@ -40,12 +40,7 @@ pub struct Settings {
 impl Settings {
     /// The defaults, with any `BOOKS_*` environment variables applied.
     pub fn from_env() -> Result<Self, clap::Error> {
-        #[derive(clap::Parser)]
-        struct Only {
-            #[command(flatten)]
-            settings: Settings,
-        }
-        <Only as clap::Parser>::try_parse_from(["books-service"]).map(|only| only.settings)
+        bookstore_runtime::settings_from_env("books-service")
     }
 }
 

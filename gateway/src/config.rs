@@ -56,12 +56,7 @@ pub struct Settings {
 impl Settings {
     /// The defaults, with any `GATEWAY_*` environment variables applied.
     pub fn from_env() -> Result<Self, clap::Error> {
-        #[derive(clap::Parser)]
-        struct Only {
-            #[command(flatten)]
-            settings: Settings,
-        }
-        <Only as clap::Parser>::try_parse_from(["gateway"]).map(|only| only.settings)
+        bookstore_runtime::settings_from_env("gateway")
     }
 
     /// Checks what clap checks, for settings built in code (the fields are

@@ -98,6 +98,14 @@ pub async fn serve(
         .await
 }
 
+/// The defaults of a service's `clap` settings with its environment
+/// variables applied, as if the binary `bin` had been run without flags: how
+/// the all-in-one launcher and the tests configure a service.
+pub fn settings_from_env<T: clap::Args + clap::FromArgMatches>(bin: &'static str) -> Result<T, clap::Error> {
+    let matches = T::augment_args(clap::Command::new(bin)).try_get_matches_from([bin])?;
+    T::from_arg_matches(&matches)
+}
+
 /// A database URL fit for logs: `postgres://user:secret@host/db` becomes
 /// `postgres://user:***@host/db`.
 #[must_use]
