@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""Renders bench/run-all.sh's results: tables (markdown) with every target's
+verdict, and charts of throughput against concurrency.
+
+    report.py RESULTS_DIR CHART_DIR [BENCHMARKS.md]
+
+Writes RESULTS_DIR/tables.md and RESULTS_DIR/summary.json, CHART_DIR/*.svg
+(when matplotlib is importable), and replaces the part of BENCHMARKS.md between
+`<!-- results:begin -->` and `<!-- results:end -->` with the tables."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+RESULTS = Path(sys.argv[1])
+CHARTS = Path(sys.argv[2])
+BENCHMARKS = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+MIB = 1024.0
+ARGON2_MIB = 19.0
+
+
+def load(name, default=None):
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def load_lines(name):
+    path = RESULTS / name
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def to_ms(text):
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(name):
+    path = RESULTS / "raw" / f"{name}.txt"
+    if not path.exists():
+        return None
+    text = path.read_text()
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if not rps:
+        return None
+    out = {"rps": float(rps.group(1))}
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", text, re.M)
+        out[f"p{pct}_ms"] = to_ms(m.group(1)) if m else None
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    out["non2xx"] = int(non2xx.group(1)) if non2xx else 0
+    out["socket_errors"] = sum(map(int, errors.groups())) if errors else 0
+    return out
+
+
+def h2load(name):
+    path = RESULTS / "raw" / f"{name}.txt"
+    if not path.exists():
+        return None
+    text = path.read_text()
+    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text)
+    if not rps:
+        return None
+    out = {"rps": float(rps.group(1))}
+    req = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored", text)
+    if req:
+        out["succeeded"], out["failed"] = int(req.group(2)), int(req.group(3)) + int(req.group(4))
+    lat = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text)
+    if lat:
+        out["mean_ms"] = to_ms(lat.group(3))
+    return out
+
+
+def fmt(value, digits=0):
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def ms(us):
+    return f"{us / 1000:.2f}"
+
+
+def verdict(ok):
+    if ok is None:
+        return "not measured"
+    return "**met**" if ok else "**missed**"
+
+
+machine = load("machine.json", {})
+scenarios = load_lines("scenarios.jsonl")
+lines = []
+summary = {"targets": []}
+
+
+def target(name, ok, evidence):
+    summary["targets"].append({"target": name, "met": ok, "evidence": evidence})
+    lines.append(f"| {name} | {verdict(ok)} | {evidence} |")
+
+
+# Machine.
+runtime = load("runtime.json", {})
+lines += [
+    "### Machine and run",
+    "",
+    f"- {machine.get('cores', '?')} cores ({machine.get('cpu', '?')}), {machine.get('memory_gib', '?')} GiB, "
+    f"Linux {machine.get('kernel', '?')}; load average at start {' '.join(machine.get('loadavg_at_start', []))}",
+    f"- commit `{machine.get('commit', '?')}`, {machine.get('rustc', '?')}, release profile; "
+    f"{machine.get('wrk', '')}; {machine.get('h2load', '')}",
+    f"- {machine.get('duration_s', '?')} s measured after {machine.get('warmup_s', '?')} s of warm-up per run; "
+    f"the whole run took {runtime.get('seconds', '?')} s",
+    f"- service environment: `{json.dumps(machine.get('env', {}))}`",
+    "",
+]
+
+# Targets.
+wrk_books, wrk_flask, wrk_echo = wrk("wrk-gateway-books"), wrk("wrk-flask-books"), wrk("wrk-echo-http")
+h2_books, h2_echo = h2load("h2load-books-list"), h2load("h2load-echo-grpc")
+h2_books_off = h2load("h2load-books-list-token-cache-off")
+bound = load("hash-bound.json")
+storm = {r["label"]: r for r in load_lines("storm.jsonl")}
+scale = {(r["scenario"], r["label"]): r for r in load_lines("scale.jsonl")}
+cold = load_lines("cold-start.jsonl")
+timing = load("login-timing.json")
+by_key = {(r["scenario"], r["concurrency"]): r for r in scenarios}
+
+lines += ["### Targets", "", "| Target | Verdict | Evidence |", "|---|---|---|"]
+if wrk_books and wrk_flask:
+    ratio = wrk_books["rps"] / wrk_flask["rps"]
+    target("REST `GET /books` >= 25x Flask (wrk -t1 -c16)", ratio >= 25,
+           f"{fmt(wrk_books['rps'])} vs {fmt(wrk_flask['rps'])} req/s = {ratio:.1f}x")
+else:
+    target("REST `GET /books` >= 25x Flask (wrk -t1 -c16)", None, "Flask or gateway run missing")
+if wrk_books and wrk_echo:
+    ratio = wrk_books["rps"] / wrk_echo["rps"]
+    target("REST `GET /books` >= 40% of trivial axum (wrk -t1 -c16)", ratio >= 0.40,
+           f"{fmt(wrk_books['rps'])} vs {fmt(wrk_echo['rps'])} req/s = {ratio:.0%}")
+if h2_books and h2_echo:
+    ratio = h2_books["rps"] / h2_echo["rps"]
+    off = f"; token cache off: {fmt(h2_books_off['rps'])} req/s = {h2_books_off['rps'] / h2_echo['rps']:.0%}" if h2_books_off else ""
+    target("gRPC `ListBooks` >= 50% of tonic echo (h2load -c16 -m8)", ratio >= 0.50,
+           f"{fmt(h2_books['rps'])} vs {fmt(h2_echo['rps'])} calls/s = {ratio:.0%}{off}")
+logins = [r for r in scenarios if r["scenario"] == "login"]
+if bound and logins:
+    best = max(logins, key=lambda r: r["throughput_per_s"])
+    ratio = best["throughput_per_s"] / bound["bound_per_s"]
+    target("`Login` >= 90% of the argon2 bound", ratio >= 0.90,
+           f"best {best['throughput_per_s']:.1f}/s at c={best['concurrency']} vs bound {bound['bound_per_s']:.1f}/s "
+           f"({bound['cores']} cores / {bound['single_hash_ms']:.2f} ms) = {ratio:.0%}; "
+           f"{bound['parallel_threads']} bare threads hashing measured {bound['parallel_hashes_per_s']:.1f}/s")
+if "idle" in storm and "storm" in storm:
+    idle, busy = storm["idle"]["latency"]["p99_us"], storm["storm"]["latency"]["p99_us"]
+    logins_per_s = storm["storm"]["storm"]["throughput_per_s"] if storm["storm"].get("storm") else 0
+    target("`GET /books` p99 during a login storm <= 3x idle", busy <= 3 * idle,
+           f"p99 {ms(busy)} ms vs idle {ms(idle)} ms = {busy / idle:.1f}x (c=4; storm of "
+           f"{storm['storm']['storm']['concurrency']} login workers at {logins_per_s:.1f} logins/s)")
+for scenario in ("grpc-list-books", "rest-list-books"):
+    keys = [(scenario, label) for label in ("small-first", "small-deep", "big-first", "big-deep")]
+    if all(k in scale for k in keys):
+        p50 = {label: scale[(scenario, label)]["latency"]["p50_us"] for _, label in keys}
+        first, deep = p50["big-first"] / p50["small-first"], p50["big-deep"] / p50["small-deep"]
+        target(f"1,000,000 books: {scenario} pages within 1.5x of a 100-book user", first <= 1.5 and deep <= 1.5,
+               f"p50 first page {ms(p50['big-first'])} vs {ms(p50['small-first'])} ms ({first:.2f}x), "
+               f"deep page {ms(p50['big-deep'])} vs {ms(p50['small-deep'])} ms ({deep:.2f}x)")
+mixed = [r for r in scenarios if r["scenario"] == "mixed"]
+if mixed:
+    hashes = int(machine.get("env", {}).get("AUTH_MAX_CONCURRENT_HASHES", 2))
+    peaks = {}
+    for run in mixed:
+        for m in run["memory"]:
+            peaks[m["name"]] = max(peaks.get(m["name"], 0), m["peak_rss_kib"] / MIB)
+    limits = {name: 64 + (ARGON2_MIB * hashes if name == "auth-service" else 0) for name in peaks}
+    ok = all(peaks[n] <= limits[n] for n in peaks)
+    target("Memory under mixed load < 64 MiB + argon2 working set", ok,
+           ", ".join(f"{n} peak {peaks[n]:.1f} MiB (limit {limits[n]:.0f})" for n in sorted(peaks)))
+if cold:
+    worst = max(max(c["ready_ms"]) for c in cold)
+    target("Cold start: health SERVING <= 300 ms after exec (SQLite)", worst <= 300,
+           "; ".join(f"{c['name']} median {c['median_ms']:.0f} ms, max {c['max_ms']:.0f} ms "
+                     f"(first start {c['ready_ms'][0]:.0f} ms)" for c in cold))
+if timing:
+    u, w = timing["unknown_user"], timing["wrong_password"]
+    close = abs(timing["median_difference_us"]) <= 0.1 * w["p50_us"]
+    target("Login: unknown user and wrong password take the same time (issue 5)", close,
+           f"p50 {ms(u['p50_us'])} vs {ms(w['p50_us'])} ms, mean {u['mean_us'] / 1000:.2f} vs {w['mean_us'] / 1000:.2f} ms "
+           f"({timing['samples']} each, alternating, one at a time; {timing['unexpected']} unexpected answers)")
+lines.append("")
+
+# Scenario table.
+lines += ["### bookstore-bench scenarios (closed loop, one connection per worker)", "",
+          "| Scenario | Concurrency | Throughput /s | p50 ms | p99 ms | p99.9 ms | Errors | Peak RSS auth / books / gateway MiB |",
+          "|---|---|---|---|---|---|---|---|"]
+for r in scenarios:
+    mem = {m["name"]: m["peak_rss_kib"] / MIB for m in r["memory"]}
+    rss = " / ".join(f"{mem[n]:.1f}" for n in ("auth-service", "books-service", "gateway") if n in mem) or \
+        " / ".join(f"{v:.1f} ({k})" for k, v in mem.items())
+    lat = r["latency"]
+    lines.append(f"| {r['scenario']} | {r['concurrency']} | {fmt(r['throughput_per_s'])} | {ms(lat['p50_us'])} | "
+                 f"{ms(lat['p99_us'])} | {ms(lat['p999_us'])} | {r['errors']} | {rss} |")
+lines.append("")
+
+
+def run_table(title, rows):
+    out = [f"### {title}", "", "| Scenario | Label | Concurrency | Throughput /s | p50 ms | p99 ms | Errors |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lat = r["latency"]
+        out.append(f"| {r['scenario']} | {r['label']} | {r['concurrency']} | {fmt(r['throughput_per_s'])} | "
+                   f"{ms(lat['p50_us'])} | {ms(lat['p99_us'])} | {r['errors']} |")
+    return out + [""]
+
+
+for title, name in (("Login storm", "storm.jsonl"), ("Verified-token cache off (BOOKS_TOKEN_CACHE_CAPACITY=0)", "token-cache-off.jsonl"),
+                    ("Pinned: generator on CPU 0, server on CPU 1", "pinned.jsonl"), ("Scale: 1,000,000 books vs 100", "scale.jsonl")):
+    rows = load_lines(name)
+    if rows:
+        lines += run_table(title, rows)
+
+# External tools.
+lines += ["### wrk and h2load", "", "| Run | Tool | req/s | Latency |", "|---|---|---|---|"]
+for name in ("wrk-gateway-books", "wrk-gateway-books-token-cache-off", "wrk-gateway-books-pinned", "wrk-gateway-books-1m-no-limit",
+             "wrk-gateway-login", "wrk-echo-http", "wrk-echo-http-pinned", "wrk-flask-books"):
+    w = wrk(name)
+    if w:
+        errs = f", {w['non2xx']} non-2xx, {w['socket_errors']} socket errors" if w["non2xx"] or w["socket_errors"] else ""
+        lines.append(f"| {name} | wrk -t1 -c16 | {fmt(w['rps'])} | p50 {w['p50_ms']:.2f} ms, p99 {w['p99_ms']:.2f} ms{errs} |")
+for name in ("h2load-books-list", "h2load-books-list-token-cache-off", "h2load-books-list-pinned", "h2load-echo-grpc",
+             "h2load-echo-grpc-pinned", "h2load-validate-token"):
+    h = h2load(name)
+    if h:
+        lines.append(f"| {name} | h2load -c16 -m8 | {fmt(h['rps'])} | mean {h.get('mean_ms', 0):.2f} ms at 128 in flight, "
+                     f"{h.get('failed', 0)} failed |")
+lines.append("")
+
+# Other measurements.
+seed, nolimit = load("scale-seed.json"), load("scale-no-limit.json")
+if seed:
+    lines += [f"Scale seed: {seed['books']:,} books inserted with one SQL statement in {seed['seconds']:.1f} s "
+              f"(books.db {seed['db_bytes'] / 2**20:.0f} MiB); query plan of a page: `{seed['query_plan'].strip()}`.", ""]
+if nolimit:
+    lines += [f"`GET /books` without a limit for the 1,000,000-book user: HTTP {nolimit['status']}, "
+              f"{nolimit['bytes']:,} bytes in {nolimit['seconds'] * 1000:.1f} ms (one default page).", ""]
+if timing:
+    lines += ["Login timing (gRPC `Login`, one call at a time, alternating):", "",
+              "| Case | mean ms | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+    for case in ("unknown_user", "wrong_password"):
+        t = timing[case]
+        lines.append(f"| {case.replace('_', ' ')} | {t['mean_us'] / 1000:.2f} | {ms(t['p50_us'])} | {ms(t['p90_us'])} | "
+                     f"{ms(t['p99_us'])} | {ms(t['max_us'])} |")
+    lines.append("")
+for name in ("hash-bound.json", "hash-bound-1cpu.json"):
+    b = load(name)
+    if b:
+        lines.append(f"argon2id m=19456 KiB t=2 p=1 ({name}): {b['single_hash_ms']:.2f} ms per hash on one thread, "
+                     f"bound {b['bound_per_s']:.1f}/s on {b['cores']} cores; {b['parallel_threads']} threads measured "
+                     f"{b['parallel_hashes_per_s']:.1f}/s.")
+lines += ["", "![throughput vs concurrency](docs/bench/throughput.svg)", "",
+          "![p99 latency vs concurrency](docs/bench/p99.svg)", ""]
+
+text = "\n".join(lines)
+(RESULTS / "tables.md").write_text(text)
+(RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+if BENCHMARKS and BENCHMARKS.exists():
+    doc = BENCHMARKS.read_text()
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        BENCHMARKS.write_text(head + begin + "\n" + text + "\n" + end + rest.split(end, 1)[1])
+
+# Charts.
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    print("matplotlib not importable: no charts", file=sys.stderr)
+    sys.exit(0)
+CHARTS.mkdir(parents=True, exist_ok=True)
+plt.rcParams["svg.hashsalt"] = "bookstore"  # stable ids, smaller diffs
+names = sorted({r["scenario"] for r in scenarios}, key=lambda s: [r["scenario"] for r in scenarios].index(s))
+for metric, file, ylabel, log in (("throughput", "throughput.svg", "requests per second", True),
+                                   ("p99", "p99.svg", "p99 latency (ms)", True)):
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name in names:
+        rows = sorted((r for r in scenarios if r["scenario"] == name), key=lambda r: r["concurrency"])
+        xs = [r["concurrency"] for r in rows]
+        ys = [r["throughput_per_s"] if metric == "throughput" else r["latency"]["p99_us"] / 1000 for r in rows]
+        style = "--" if name.startswith("echo") else "-"
+        ax.plot(xs, ys, style, marker="o", label=name)
+    if metric == "throughput" and bound:
+        ax.axhline(bound["bound_per_s"], color="grey", linestyle=":", label="argon2 bound (Login)")
+    ax.set_xscale("log", base=2)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("concurrency (closed-loop workers, one connection each)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"Bookstore, {machine.get('cores', '?')} cores, generator on the same cores")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(CHARTS / file, metadata={"Date": None})
+    plt.close(fig)
