@@ -26,9 +26,10 @@ pub struct Settings {
     #[arg(long, env = "AUTH_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
 
-    /// More PKCS#8 PEM key files whose public keys are published in the JWKS
-    /// and accepted, without signing with them: the next key before a
-    /// rotation, the previous one until its last token has expired.
+    /// More key files (public-key PEM, or PKCS#8 PEM of which only the public
+    /// half is used) published in the JWKS and accepted, never signed with:
+    /// the next key before a rotation, the previous one until its last token
+    /// has expired. Comma-separated.
     #[arg(long, env = "AUTH_VERIFICATION_KEY_FILES", value_delimiter = ',')]
     pub verification_key_files: Vec<PathBuf>,
 

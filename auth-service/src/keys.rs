@@ -28,16 +28,16 @@ pub fn load_signing_key(settings: &Settings) -> anyhow::Result<SigningKey> {
     }
 }
 
-/// The public keys of the verification key files, for the JWKS.
+/// The public keys of the verification key files, for the JWKS. A file holds
+/// a public key (SPKI PEM) or a private one (PKCS#8 PEM; only its public half
+/// is used).
 pub fn load_verification_keys(settings: &Settings) -> anyhow::Result<Vec<PublicJwk>> {
     settings
         .verification_key_files
         .iter()
         .map(|path| {
             let pem = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let key =
-                SigningKey::from_pkcs8_pem(&pem).with_context(|| format!("verification key {}", path.display()))?;
-            Ok(key.public_jwk().clone())
+            PublicJwk::from_any_pem(&pem).with_context(|| format!("verification key {}", path.display()))
         })
         .collect()
 }

@@ -6,17 +6,39 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod copy;
+mod migrate;
 mod probe;
 
 use auth_service::admin::AdminCommand;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-/// Runs Bookstore (auth-service, books-service and the REST gateway) in one
-/// process on SQLite. Each service's own `AUTH_*`, `BOOKS_*` and `GATEWAY_*`
-/// variables apply too, except the addresses, databases and key file set here.
+/// Bookstore: the whole stack, its admin commands, or one service alone.
+///
+/// With no command, runs auth-service, books-service and the REST gateway in
+/// one process on SQLite files in the data directory (created on first start,
+/// with a token signing key): the tutorial's REST API on port 5000, gRPC on
+/// 50051 (auth) and 50052 (books). Ctrl-C or SIGTERM stops it gracefully.
+///
+/// Each service's own `AUTH_*`, `BOOKS_*` and `GATEWAY_*` variables apply too,
+/// except the addresses, databases and key file, which come from the options
+/// below. The admin commands work on the same data directory, and can run
+/// while the stack is up; where `AUTH_DATABASE_URL` or `AUTH_SIGNING_KEY_FILE`
+/// is set (as in an auth-service container), they use that instead. `migrate`
+/// and `copy-data` take database URLs. `bookstore COMMAND --help` tells more.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    long_about,
+    after_help = "Examples:
+  bookstore                                   # the whole stack on ./data
+  bookstore --data-dir /var/lib/bookstore     # ... elsewhere
+  BOOKSTORE_ADMIN_PASSWORD='a long password' bookstore create-admin --name root
+  bookstore list-users
+  bookstore migrate --auth-database-url postgres://bookstore@db/bookstore_auth
+  bookstore books-service --database-url postgres://bookstore@db/bookstore_books"
+)]
 struct Cli {
     /// Directory for the SQLite databases and the token signing key.
     #[arg(long, env = "BOOKSTORE_DATA_DIR", default_value = "data", global = true)]
@@ -42,18 +64,60 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Admin(AdminCommand),
+    /// Applies the database migrations, then exits.
+    ///
+    /// Services migrate their database at start too; run this first to roll
+    /// out a new version's schema once, before its replicas start (say, as a
+    /// Kubernetes Job or an init step), or to check that a database URL works.
+    /// Migrations only ever add; running it again changes nothing.
+    #[command(after_help = "Examples:
+  bookstore migrate --auth-database-url postgres://bookstore@db/bookstore_auth \\
+                    --books-database-url postgres://bookstore@db/bookstore_books
+  AUTH_DATABASE_URL=postgres://bookstore@db/bookstore_auth bookstore migrate
+  bookstore migrate --data-dir data         # the all-in-one's SQLite files")]
+    Migrate(migrate::Migrate),
     /// Runs auth-service alone: the same flags and `AUTH_*` variables as the
     /// `auth-service` binary.
+    #[command(after_help = "Example:
+  bookstore auth-service --database-url postgres://bookstore@db/bookstore_auth \\
+      --signing-key-file /run/secrets/auth-signing-key.pem --generate-signing-key false")]
     AuthService(auth_service::Settings),
     /// Runs books-service alone (flags and `BOOKS_*` variables).
+    #[command(after_help = "Example:
+  bookstore books-service --database-url postgres://bookstore@db/bookstore_books \\
+      --auth-url http://auth-1:50051,http://auth-2:50051")]
     BooksService(books_service::Settings),
     /// Runs the REST gateway alone (flags and `GATEWAY_*` variables).
+    #[command(after_help = "Example:
+  bookstore gateway --listen-addr 0.0.0.0:5000 --auth-url dns://auth-service:50051 \\
+      --books-url dns://books-service:50052")]
     Gateway(gateway::Settings),
-    /// Copies every user and book from the data directory's SQLite files (or
-    /// other databases) into PostgreSQL, keeping ids; safe to run again.
+    /// Copies every user and book from SQLite into PostgreSQL, keeping ids.
+    ///
+    /// From: the data directory's auth.db and books.db (or the --from-* URLs).
+    /// To: the --to-* URLs, typically the PostgreSQL databases of a scaled-out
+    /// deployment (migrated on the way). Ids, password hashes and owners are
+    /// kept, so book ids and passwords keep working, and so do issued tokens
+    /// if the new deployment signs with the same key file.
+    ///
+    /// Nothing is deleted or overwritten on either side: rows already in the
+    /// destination (by id) are skipped, so running it again copies only what is
+    /// missing (writes made since the last run, say) and is otherwise a no-op.
+    /// Each run then checks that every source row is in the destination, and
+    /// fails if the destination holds a different row with a copied row's id or
+    /// name. Stop the stack (or its writers) for the last run.
+    #[command(after_help = "Example:
+  bookstore copy-data --to-auth-database-url postgres://bookstore@db/bookstore_auth \\
+                      --to-books-database-url postgres://bookstore@db/bookstore_books")]
     CopyData(copy::CopyData),
-    /// Checks a service's health and exits non-zero when it is not healthy:
-    /// `grpc://HOST:PORT[/SERVICE]` (gRPC health) or `http://HOST:PORT/PATH` (HTTP 200).
+    /// Checks a service's health; exits non-zero when it is not healthy.
+    ///
+    /// `grpc://HOST:PORT[/SERVICE]` asks the gRPC health service (for SERVICE,
+    /// or the whole server); `http://HOST:PORT/PATH` expects HTTP 200. Gives up
+    /// after 3 s. For container healthchecks: the image needs no other tool.
+    #[command(after_help = "Examples:
+  bookstore probe grpc://127.0.0.1:50052/bookstore.books.v1.BooksService
+  bookstore probe http://127.0.0.1:5000/readyz")]
     Probe {
         /// What to check, e.g. grpc://127.0.0.1:50052/bookstore.books.v1.BooksService
         /// or http://127.0.0.1:5000/readyz.
@@ -62,11 +126,26 @@ enum Command {
 }
 
 impl Cli {
+    /// auth-service's settings in the data directory. The admin commands
+    /// honour `AUTH_DATABASE_URL` and `AUTH_SIGNING_KEY_FILE` when set, so that
+    /// run inside an auth-service container they work on its database.
     fn auth_settings(&self) -> anyhow::Result<auth_service::Settings> {
         let mut settings = auth_service::Settings::from_env()?;
+        let admin = matches!(self.command, Some(Command::Admin(_)));
         settings.listen_addr = self.auth_addr;
-        settings.database_url = format!("sqlite://{}", self.data_dir.join("auth.db").display());
-        settings.signing_key_file = self.data_dir.join("auth-signing-key.pem");
+        if !(admin && std::env::var_os("AUTH_DATABASE_URL").is_some()) {
+            settings.database_url = format!("sqlite://{}", self.data_dir.join("auth.db").display());
+        }
+        if !(admin && std::env::var_os("AUTH_SIGNING_KEY_FILE").is_some()) {
+            settings.signing_key_file = self.data_dir.join("auth-signing-key.pem");
+        }
+        // A key rotation's files in the data directory are published by
+        // themselves: `rotate-signing-key`, then a restart, is all it takes.
+        for path in auth_service::admin::rotation_verification_files(&settings.signing_key_file) {
+            if !settings.verification_key_files.contains(&path) {
+                settings.verification_key_files.push(path);
+            }
+        }
         Ok(settings)
     }
 
@@ -78,10 +157,15 @@ impl Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    bookstore_runtime::init_tracing("info");
+    // One-shot commands print their result; their logs only on trouble.
+    let one_shot = matches!(&cli.command, Some(Command::Admin(_) | Command::Migrate(_) | Command::CopyData(_)));
+    bookstore_runtime::init_tracing(if one_shot { "warn" } else { "info" });
     let auth_settings = cli.auth_settings()?;
     match &cli.command {
         Some(Command::Admin(command)) => return command.run(&auth_settings).await,
+        Some(Command::Migrate(migrate)) => {
+            return migrate.run(&auth_settings.database_url, &cli.books_database_url()).await;
+        }
         Some(Command::Probe { target }) => return probe::probe(target).await,
         Some(Command::CopyData(copy)) => {
             return copy.run(&auth_settings.database_url, &cli.books_database_url()).await;

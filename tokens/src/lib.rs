@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -109,6 +109,23 @@ impl PublicJwk {
             key_use: "sig".into(),
         }
     }
+
+    /// Reads a public key PEM (`-----BEGIN PUBLIC KEY-----`, SPKI), as
+    /// written by [`SigningKey::to_public_key_pem`] or `openssl pkey -pubout`.
+    pub fn from_public_key_pem(pem: &str) -> Result<Self, KeyError> {
+        ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
+            .map(|key| Self::ed25519(key.as_bytes()))
+            .map_err(|error| KeyError(error.to_string()))
+    }
+
+    /// Reads either PEM a key file may hold: a private key (PKCS#8), of
+    /// which only the public half is kept, or a public key (SPKI).
+    pub fn from_any_pem(pem: &str) -> Result<Self, KeyError> {
+        if pem.contains("-----BEGIN PUBLIC KEY-----") {
+            return Self::from_public_key_pem(pem);
+        }
+        SigningKey::from_pkcs8_pem(pem).map(|key| key.jwk)
+    }
 }
 
 /// The RFC 7638 thumbprint of an Ed25519 JWK: a stable key id.
@@ -148,6 +165,12 @@ impl SigningKey {
     /// The key as PKCS#8 PEM. This is the secret: store it with care.
     pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
         self.key.to_pkcs8_pem(LineEnding::LF).map(|pem| pem.to_string()).map_err(|error| KeyError(error.to_string()))
+    }
+
+    /// The public half as SPKI PEM (`-----BEGIN PUBLIC KEY-----`): enough to
+    /// verify tokens, useless for signing them.
+    pub fn to_public_key_pem(&self) -> Result<String, KeyError> {
+        self.key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|error| KeyError(error.to_string()))
     }
 
     fn from_dalek(key: ed25519_dalek::SigningKey) -> Self {
@@ -336,6 +359,16 @@ mod tests {
         let key = SigningKey::generate();
         let again = SigningKey::from_pkcs8_pem(&key.to_pkcs8_pem().unwrap()).unwrap();
         assert_eq!(key.public_jwk(), again.public_jwk());
+    }
+
+    #[test]
+    fn public_key_pem_gives_the_same_jwk_and_no_private_key() {
+        let key = SigningKey::generate();
+        let public_pem = key.to_public_key_pem().unwrap();
+        assert!(public_pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{public_pem}");
+        assert_eq!(&PublicJwk::from_any_pem(&public_pem).unwrap(), key.public_jwk());
+        assert_eq!(&PublicJwk::from_any_pem(&key.to_pkcs8_pem().unwrap()).unwrap(), key.public_jwk());
+        assert!(SigningKey::from_pkcs8_pem(&public_pem).is_err());
     }
 
     #[test]
