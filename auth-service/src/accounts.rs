@@ -11,6 +11,7 @@ use crate::domain::{Password, UserName};
 use crate::error::{Error, Result};
 use crate::password::PasswordHasher;
 use crate::store::{NewUser, UserRecord, UserStore};
+use crate::throttle::{LoginAttempt, LoginThrottle, login_must_wait};
 
 /// The one message for every failed login, whatever the reason.
 const LOGIN_FAILED: &str = "name or password is wrong";
@@ -23,6 +24,7 @@ pub struct Accounts {
     signer: TokenSigner,
     verifier: TokenVerifier,
     jwks: Vec<PublicJwk>,
+    login_throttle: LoginThrottle,
 }
 
 /// One page of users.
@@ -40,7 +42,14 @@ impl Accounts {
         verifier: TokenVerifier,
         jwks: Vec<PublicJwk>,
     ) -> Self {
-        Self { store, hasher, signer, verifier, jwks }
+        Self { store, hasher, signer, verifier, jwks, login_throttle: LoginThrottle::DEFAULT }
+    }
+
+    /// Slows down repeated failed logins per user name as `throttle` says.
+    #[must_use]
+    pub fn with_login_throttle(mut self, throttle: LoginThrottle) -> Self {
+        self.login_throttle = throttle;
+        self
     }
 
     /// Creates a user; only the admin commands pass `admin: true`.
@@ -66,24 +75,57 @@ impl Accounts {
 
     /// Checks credentials and issues a token. An unknown name, a malformed
     /// name and a wrong password fail alike, at the cost of one hash check.
+    /// Before any hashing, the attempt is counted against the name (known
+    /// or not): past the free attempts, the name must wait, whatever the
+    /// password.
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, name: &str, password: String) -> Result<IssuedToken> {
         let password = Password::parse_attempt(password)?;
-        let user = match UserName::parse(name) {
-            Ok(name) => self.store.find_user_by_name_key(&name.key()).await?,
-            Err(_) => None,
+        let name_key = UserName::parse(name).ok().map(|name| name.key());
+        if let Some(name_key) = &name_key {
+            self.count_login_attempt(name_key).await?;
+        }
+        let user = match &name_key {
+            Some(name_key) => self.store.find_user_by_name_key(name_key).await?,
+            None => None,
         };
         let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
         let verified = self.hasher.verify(password, stored_hash).await?;
         let Some(user) = user.filter(|_| verified) else {
             return Err(Error::Unauthenticated(LOGIN_FAILED.into()));
         };
+        if let Some(name_key) = &name_key {
+            self.clear_login_attempts(name_key).await?;
+        }
         let issued = self
             .signer
             .issue(&user.public_id, &user.name, user.admin)
             .map_err(|error| Error::Internal(error.into()))?;
         tracing::info!(public_id = %user.public_id, "token issued");
         Ok(issued)
+    }
+
+    /// Refuses the attempt while the name must wait; counts it otherwise.
+    async fn count_login_attempt(&self, name_key: &str) -> Result<()> {
+        if !self.login_throttle.is_enabled() {
+            return Ok(());
+        }
+        match self.store.count_login_attempt(name_key, unix_secs(), self.login_throttle).await? {
+            LoginAttempt::Allowed => Ok(()),
+            LoginAttempt::Wait { seconds } => {
+                tracing::info!(wait_secs = seconds, "login refused: the name must wait");
+                Err(login_must_wait(seconds))
+            }
+        }
+    }
+
+    async fn clear_login_attempts(&self, name_key: &str) -> Result<()> {
+        if !self.login_throttle.is_enabled() {
+            return Ok(());
+        }
+        let forget_before =
+            unix_secs().saturating_sub(i64::try_from(LoginThrottle::FORGET_AFTER.as_secs()).unwrap_or(i64::MAX));
+        self.store.clear_login_attempts(name_key, forget_before).await
     }
 
     /// Verifies a token's signature, issuer, audience and expiry.
@@ -123,6 +165,10 @@ impl Accounts {
     pub async fn close(&self) {
         self.store.close().await;
     }
+}
+
+fn unix_secs() -> i64 {
+    unix_micros() / 1_000_000
 }
 
 fn unix_micros() -> i64 {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bookstore_proto::auth::v1::auth_service_server::AuthServiceServer;
+use bookstore_runtime::ServerLimits;
 use bookstore_tokens::{TokenPolicy, TokenSigner, TokenVerifier};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -15,6 +16,7 @@ use crate::config::Settings;
 use crate::grpc::AuthGrpc;
 use crate::keys::{load_signing_key, load_verification_keys};
 use crate::password::PasswordHasher;
+use crate::throttle::ClientRateLimiter;
 
 /// A ready auth-service: database open and migrated, key loaded, listener
 /// bound (so it accepts connections as soon as `build` returns).
@@ -22,6 +24,7 @@ pub struct App {
     listener: TcpListener,
     routes: Routes,
     accounts: Accounts,
+    limits: ServerLimits,
 }
 
 impl App {
@@ -30,11 +33,15 @@ impl App {
         let (routes, health) =
             bookstore_runtime::standard_routes(bookstore_proto::auth::v1::auth_service_server::SERVICE_NAME)?;
         health.set_serving::<AuthServiceServer<AuthGrpc>>().await;
-        let routes = routes.add_service(AuthServiceServer::new(AuthGrpc::new(accounts.clone())));
+        let limiter = ClientRateLimiter::new(settings.client_rate_per_minute, settings.client_burst);
+        let grpc = AuthGrpc::new(accounts.clone()).with_client_limit(limiter, settings.trusted_proxies.clone());
+        let limits = settings.server_limits();
+        let routes =
+            routes.add_service(AuthServiceServer::new(grpc).max_decoding_message_size(limits.max_message_bytes));
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
-        Ok(Self { listener, routes, accounts })
+        Ok(Self { listener, routes, accounts, limits })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -45,7 +52,7 @@ impl App {
     /// closes the database.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "auth-service listening");
-        let served = bookstore_runtime::serve(self.listener, self.routes, shutdown).await;
+        let served = bookstore_runtime::serve(self.listener, self.routes, self.limits, shutdown).await;
         self.accounts.close().await;
         tracing::info!("auth-service stopped");
         Ok(served?)
@@ -67,5 +74,5 @@ pub async fn accounts(settings: &Settings) -> anyhow::Result<Accounts> {
     tracing::info!(signing_kid = key.kid(), published = jwks.len(), "token keys loaded");
     let verifier = TokenVerifier::new(&policy, &jwks)?;
     let hasher = PasswordHasher::new(settings.max_concurrent_hashes).await?;
-    Ok(Accounts::new(store, hasher, signer, verifier, jwks))
+    Ok(Accounts::new(store, hasher, signer, verifier, jwks).with_login_throttle(settings.login_throttle()))
 }

@@ -1,8 +1,11 @@
 //! auth-service settings, from flags or environment variables.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use bookstore_runtime::ServerLimits;
 
 use clap::ArgAction;
 
@@ -53,6 +56,65 @@ pub struct Settings {
     /// Password hashes computed at once (each holds ~19 MiB); more requests wait.
     #[arg(long, env = "AUTH_MAX_CONCURRENT_HASHES", default_value_t = default_hash_concurrency())]
     pub max_concurrent_hashes: usize,
+
+    /// Largest gRPC request message accepted, in bytes (OutOfRange beyond).
+    #[arg(long, env = "AUTH_MAX_MESSAGE_BYTES", default_value_t = ServerLimits::DEFAULT.max_message_bytes)]
+    pub max_message_bytes: usize,
+
+    /// Longest a request may run, in seconds; then it is cancelled.
+    #[arg(
+        long,
+        env = "AUTH_REQUEST_TIMEOUT_SECS",
+        default_value_t = ServerLimits::DEFAULT.request_timeout.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..),
+    )]
+    pub request_timeout_secs: u64,
+
+    /// Requests in progress at once; more are refused at once with
+    /// ResourceExhausted (health checks excepted).
+    #[arg(long, env = "AUTH_MAX_CONCURRENT_REQUESTS", default_value_t = ServerLimits::DEFAULT.max_concurrent_requests)]
+    pub max_concurrent_requests: usize,
+
+    /// Register and Login calls one client address may make per minute, on
+    /// average (a token bucket per address); 0 turns the limit off.
+    #[arg(long, env = "AUTH_CLIENT_RATE_PER_MINUTE", default_value_t = 60)]
+    pub client_rate_per_minute: u32,
+
+    /// How many Register and Login calls a client address may make in a
+    /// burst before the per-minute rate applies.
+    #[arg(long, env = "AUTH_CLIENT_BURST", default_value_t = 30)]
+    pub client_burst: u32,
+
+    /// Peers whose `x-forwarded-for` metadata names the real client address
+    /// (the gateway). Calls from other peers are limited by their own
+    /// address, whatever they claim.
+    #[arg(long, env = "AUTH_TRUSTED_PROXIES", value_delimiter = ',', default_value = "127.0.0.1,::1")]
+    pub trusted_proxies: Vec<IpAddr>,
+
+    /// Failed logins for one user name before each further attempt must
+    /// wait (a growing delay); 0 turns the per-name throttle off.
+    #[arg(long, env = "AUTH_LOGIN_FREE_ATTEMPTS", default_value_t = 5)]
+    pub login_free_attempts: u32,
+
+    /// The first wait after the free attempts, in seconds; it doubles with
+    /// each further failure.
+    #[arg(
+        long,
+        env = "AUTH_LOGIN_DELAY_SECS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u64).range(1..),
+    )]
+    pub login_delay_secs: u64,
+
+    /// The longest wait between attempts for one user name, in seconds
+    /// (never a permanent lockout).
+    #[arg(
+        long,
+        env = "AUTH_LOGIN_MAX_DELAY_SECS",
+        default_value_t = 900,
+        value_parser = clap::value_parser!(u64).range(1..),
+    )]
+    pub login_max_delay_secs: u64,
 }
 
 fn default_hash_concurrency() -> usize {
@@ -63,6 +125,26 @@ impl Settings {
     /// The defaults, with any `AUTH_*` environment variables applied.
     pub fn from_env() -> Result<Self, clap::Error> {
         bookstore_runtime::settings_from_env("auth-service")
+    }
+
+    /// The per-name login throttle.
+    #[must_use]
+    pub fn login_throttle(&self) -> crate::throttle::LoginThrottle {
+        crate::throttle::LoginThrottle {
+            free_attempts: self.login_free_attempts,
+            delay: Duration::from_secs(self.login_delay_secs.max(1)),
+            max_delay: Duration::from_secs(self.login_max_delay_secs.max(1)),
+        }
+    }
+
+    /// The gRPC server's limits.
+    #[must_use]
+    pub fn server_limits(&self) -> ServerLimits {
+        ServerLimits {
+            max_message_bytes: self.max_message_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            max_concurrent_requests: self.max_concurrent_requests,
+        }
     }
 }
 
@@ -79,6 +161,15 @@ impl fmt::Debug for Settings {
             .field("audience", &self.audience)
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("max_concurrent_hashes", &self.max_concurrent_hashes)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("client_rate_per_minute", &self.client_rate_per_minute)
+            .field("client_burst", &self.client_burst)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("login_free_attempts", &self.login_free_attempts)
+            .field("login_delay_secs", &self.login_delay_secs)
+            .field("login_max_delay_secs", &self.login_max_delay_secs)
             .finish()
     }
 }

@@ -23,6 +23,10 @@ pub enum Error {
     /// `ResourceExhausted`: too much concurrent password hashing; retry later.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// `ResourceExhausted` with `retry-after` metadata (whole seconds): too
+    /// many attempts from this address or for this name; wait that long.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: std::time::Duration },
     /// `Unavailable`: the database cannot be reached; retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -69,6 +73,15 @@ impl From<Error> for Status {
             Error::NotFound(_) => Status::not_found(message),
             Error::AlreadyExists(_) => Status::already_exists(message),
             Error::ResourceExhausted(_) => Status::resource_exhausted(message),
+            Error::RateLimited { retry_after, .. } => {
+                let mut status = Status::resource_exhausted(message);
+                // Whole seconds, rounded up: never "retry after 0".
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                status
+                    .metadata_mut()
+                    .insert(bookstore_runtime::RETRY_AFTER, tonic::metadata::MetadataValue::from(seconds.max(1)));
+                status
+            }
             Error::Unavailable(_) => Status::unavailable(message),
             Error::Internal(source) => {
                 tracing::error!(error = ?source, "request failed");

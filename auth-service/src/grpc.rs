@@ -1,5 +1,7 @@
 //! `bookstore.auth.v1.AuthService` over [`Accounts`]: decode, call, encode.
 
+use std::net::IpAddr;
+
 use bookstore_proto::auth::v1::auth_service_server::AuthService;
 use bookstore_proto::auth::v1::{
     GetJwksRequest, GetJwksResponse, Jwk, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse,
@@ -11,27 +13,50 @@ use tonic::{Request, Response, Status};
 use crate::accounts::Accounts;
 use crate::error::Error;
 use crate::store::UserRecord;
+use crate::throttle::{ClientRateLimiter, client_address};
 
 /// The gRPC face of [`Accounts`].
 pub struct AuthGrpc {
     accounts: Accounts,
+    /// Register and Login calls per client address.
+    client_limit: Option<(ClientRateLimiter, Vec<IpAddr>)>,
 }
 
 impl AuthGrpc {
     pub fn new(accounts: Accounts) -> Self {
-        Self { accounts }
+        Self { accounts, client_limit: None }
+    }
+
+    /// Limits Register and Login per client address; the client of a call
+    /// from one of `trusted_proxies` is the one its `x-forwarded-for` names.
+    #[must_use]
+    pub fn with_client_limit(mut self, limiter: ClientRateLimiter, trusted_proxies: Vec<IpAddr>) -> Self {
+        self.client_limit = Some((limiter, trusted_proxies));
+        self
+    }
+
+    fn check_client_rate<T>(&self, request: &Request<T>) -> Result<(), Error> {
+        let Some((limiter, trusted_proxies)) = &self.client_limit else { return Ok(()) };
+        match client_address(request, trusted_proxies) {
+            Some(client) => limiter.check(client).inspect_err(|_| {
+                tracing::info!(%client, "call refused: client rate limit");
+            }),
+            None => Ok(()),
+        }
     }
 }
 
 #[tonic::async_trait]
 impl AuthService for AuthGrpc {
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
+        self.check_client_rate(&request)?;
         let RegisterRequest { name, password } = request.into_inner();
         let user = self.accounts.register(&name, password, false).await?;
         Ok(Response::new(RegisterResponse { user: Some(public_user(user)) }))
     }
 
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        self.check_client_rate(&request)?;
         let LoginRequest { name, password } = request.into_inner();
         let issued = self.accounts.login(&name, password).await?;
         Ok(Response::new(LoginResponse {

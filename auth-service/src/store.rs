@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::throttle::{LoginAttempt, LoginThrottle};
 
 pub use postgres::PostgresUserStore;
 pub use sqlite::SqliteUserStore;
@@ -65,6 +66,14 @@ pub trait UserStore: Send + Sync + 'static {
     /// deployment to another backend.
     async fn import_users(&self, users: &[UserRecord]) -> Result<u64>;
     async fn count_users(&self) -> Result<i64>;
+    /// Counts a login attempt for `name_key` at unix second `now`, in one
+    /// atomic statement, unless the name must still wait: parallel attempts
+    /// can never pass more than the throttle allows. Past the free attempts,
+    /// each counted attempt makes the next one wait, twice as long each time.
+    async fn count_login_attempt(&self, name_key: &str, now: i64, throttle: LoginThrottle) -> Result<LoginAttempt>;
+    /// Forgets `name_key`'s attempts (after a success), and every name's
+    /// attempts older than `forget_before`.
+    async fn clear_login_attempts(&self, name_key: &str, forget_before: i64) -> Result<()>;
     /// Closes the connections, waiting for those in use.
     async fn close(&self);
 }

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_server::{BooksServiceServer, SERVICE_NAME};
 use bookstore_replicas::Replicas;
-use bookstore_runtime::HealthReporter;
+use bookstore_runtime::{HealthReporter, ServerLimits};
 use bookstore_tokens::TokenPolicy;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -31,6 +31,7 @@ pub struct App {
     keys: JwksCache,
     health: HealthReporter,
     jwks_refresh: Duration,
+    limits: ServerLimits,
 }
 
 impl App {
@@ -52,7 +53,10 @@ impl App {
         // Not ready until the signing keys are in: every call would fail.
         // The overall status ("") stays SERVING: the process is alive.
         health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
-        let books = RequireTokenLayer::new(keys.clone()).layer(BooksServiceServer::new(BooksGrpc::new(store.clone())));
+        let limits = settings.server_limits();
+        let books = RequireTokenLayer::new(keys.clone()).layer(
+            BooksServiceServer::new(BooksGrpc::new(store.clone())).max_decoding_message_size(limits.max_message_bytes),
+        );
         let routes = routes.add_service(books);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
@@ -64,6 +68,7 @@ impl App {
             keys,
             health,
             jwks_refresh: Duration::from_secs(settings.jwks_refresh_secs.max(1)),
+            limits,
         })
     }
 
@@ -79,7 +84,7 @@ impl App {
         let refresher = tokio::spawn(refresh_keys(self.keys, self.health, self.jwks_refresh, async {
             let _ = refresh_stopped.await;
         }));
-        let served = bookstore_runtime::serve(self.listener, self.routes, shutdown).await;
+        let served = bookstore_runtime::serve(self.listener, self.routes, self.limits, shutdown).await;
         drop(stop_refresh);
         let _ = refresher.await;
         self.store.close().await;

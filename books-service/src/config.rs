@@ -1,6 +1,9 @@
 //! books-service settings, from flags or environment variables.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use bookstore_runtime::ServerLimits;
 
 /// How to run books-service. Every flag has a `BOOKS_*` environment variable.
 #[derive(Clone, clap::Args)]
@@ -35,12 +38,40 @@ pub struct Settings {
     /// Least seconds between refetches caused by tokens with an unknown key id.
     #[arg(long, env = "BOOKS_JWKS_MIN_REFETCH_SECS", default_value_t = 10)]
     pub jwks_min_refetch_secs: u64,
+
+    /// Largest gRPC request message accepted, in bytes (OutOfRange beyond).
+    #[arg(long, env = "BOOKS_MAX_MESSAGE_BYTES", default_value_t = ServerLimits::DEFAULT.max_message_bytes)]
+    pub max_message_bytes: usize,
+
+    /// Longest a request may run, in seconds; then it is cancelled.
+    #[arg(
+        long,
+        env = "BOOKS_REQUEST_TIMEOUT_SECS",
+        default_value_t = ServerLimits::DEFAULT.request_timeout.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..),
+    )]
+    pub request_timeout_secs: u64,
+
+    /// Requests in progress at once; more are refused at once with
+    /// ResourceExhausted (health checks excepted).
+    #[arg(long, env = "BOOKS_MAX_CONCURRENT_REQUESTS", default_value_t = ServerLimits::DEFAULT.max_concurrent_requests)]
+    pub max_concurrent_requests: usize,
 }
 
 impl Settings {
     /// The defaults, with any `BOOKS_*` environment variables applied.
     pub fn from_env() -> Result<Self, clap::Error> {
         bookstore_runtime::settings_from_env("books-service")
+    }
+
+    /// The gRPC server's limits.
+    #[must_use]
+    pub fn server_limits(&self) -> ServerLimits {
+        ServerLimits {
+            max_message_bytes: self.max_message_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            max_concurrent_requests: self.max_concurrent_requests,
+        }
     }
 }
 
@@ -54,6 +85,9 @@ impl std::fmt::Debug for Settings {
             .field("audience", &self.audience)
             .field("jwks_refresh_secs", &self.jwks_refresh_secs)
             .field("jwks_min_refetch_secs", &self.jwks_min_refetch_secs)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
             .finish()
     }
 }

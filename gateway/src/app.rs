@@ -7,13 +7,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::Next;
 use axum::http::{HeaderName, StatusCode};
 use axum::response::Response;
 use axum::serve::ListenerExt as _;
 use bookstore_runtime::REQUEST_ID_HEADER;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -61,7 +63,9 @@ impl App {
                 tracing::warn!(%error, "cannot set TCP_NODELAY");
             }
         });
-        axum::serve(listener, self.router)
+        // The peer address reaches the handlers, which forward it to
+        // auth-service for its per-client limits.
+        axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await
             .context("the gateway's HTTP server failed")?;
@@ -70,8 +74,9 @@ impl App {
     }
 }
 
-/// Request ids, one log line per request, the whole-request timeout and the
-/// body limit, around every route and the fallbacks.
+/// Request ids, one log line per request, the whole-request timeout, load
+/// shedding, and the header and body limits, around every route and the
+/// fallbacks.
 fn with_middleware(router: Router, settings: &Settings) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let request_timeout = settings.upstream_timeout() + REQUEST_TIMEOUT_SLACK;
@@ -87,8 +92,14 @@ fn with_middleware(router: Router, settings: &Settings) -> Router {
                     .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::new(request_id))
-            .layer(HandleErrorLayer::new(request_timed_out))
+            .layer(HandleErrorLayer::new(middleware_error))
             .timeout(request_timeout)
+            // Past the limit, answer 503 at once rather than queue: one
+            // semaphore for all routes (a plain ConcurrencyLimit would make
+            // one per route).
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::new(settings.max_concurrent_requests))
+            .layer(axum::middleware::from_fn_with_state(settings.max_header_bytes, limit_header_size))
             // Json and Bytes extractors read at most this much, else 413.
             .layer(DefaultBodyLimit::max(settings.max_body_bytes)),
     )
@@ -106,10 +117,33 @@ fn log_response(response: &Response, latency: Duration, _span: &Span) {
     tracing::info!(status = response.status().as_u16(), latency_ms, "request finished");
 }
 
-/// The only error the middleware stack makes is the timeout's.
-async fn request_timed_out(error: tower::BoxError) -> ApiError {
+/// 431 for a request whose headers add up to more than `max_header_bytes`
+/// (hyper itself refuses, without a JSON body, a header block beyond its
+/// ~400 KiB read buffer).
+async fn limit_header_size(
+    State(max_header_bytes): State<usize>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let size: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if size > max_header_bytes {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("request headers are {size} bytes, more than the limit of {max_header_bytes}"),
+        ));
+    }
+    Ok(next.run(request).await)
+}
+
+/// The middleware stack's errors: the timeout's and load shedding's.
+async fn middleware_error(error: tower::BoxError) -> ApiError {
     if error.is::<tower::timeout::error::Elapsed>() {
         return ApiError::new(StatusCode::GATEWAY_TIMEOUT, "request timed out");
+    }
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        tracing::warn!("overloaded: request shed");
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the gateway is overloaded, retry later")
+            .with_retry_after(1);
     }
     tracing::error!(%error, "middleware failed");
     ApiError::internal()

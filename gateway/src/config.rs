@@ -51,6 +51,16 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(1..=3600),
     )]
     pub request_timeout_secs: u64,
+
+    /// Requests in progress at once; more are answered 503 at once (with
+    /// `Retry-After: 1`) instead of queueing.
+    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
+
+    /// Largest total size of a request's headers (names and values), in
+    /// bytes; larger ones get 431.
+    #[arg(long, env = "GATEWAY_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
 }
 
 impl Settings {
@@ -71,6 +81,8 @@ impl Settings {
         );
         anyhow::ensure!(self.max_body_bytes > 0, "max_body_bytes must be positive");
         anyhow::ensure!(self.request_timeout_secs > 0, "request_timeout_secs must be positive");
+        anyhow::ensure!(self.max_concurrent_requests > 0, "max_concurrent_requests must be positive");
+        anyhow::ensure!(self.max_header_bytes > 0, "max_header_bytes must be positive");
         Ok(())
     }
 

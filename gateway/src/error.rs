@@ -3,7 +3,8 @@
 
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tonic::Code;
@@ -23,6 +24,8 @@ pub struct ApiError {
     pub message: String,
     /// More about it, when there is something safe to add.
     pub detail: Option<String>,
+    /// Seconds to wait before trying again, sent as `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -34,7 +37,13 @@ struct ErrorBody<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), detail: None }
+        Self { status, message: message.into(), detail: None, retry_after: None }
+    }
+
+    #[must_use]
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     #[must_use]
@@ -61,7 +70,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { message: &self.message, detail: self.detail.as_deref() };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -95,7 +108,17 @@ impl From<tonic::Status> for ApiError {
             Code::Unauthenticated => Self::new(http, TOKEN_INVALID).with_detail(upstream_message),
             Code::Unavailable => {
                 tracing::warn!(upstream_message, "upstream unavailable");
-                Self::new(http, "service unavailable, retry later")
+                Self::new(http, "service unavailable, retry later").with_retry_after(1)
+            }
+            // A limit was hit: keep the upstream's message and its wait.
+            Code::ResourceExhausted => {
+                let retry_after = status
+                    .metadata()
+                    .get(bookstore_runtime::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.parse::<u64>().ok())
+                    .unwrap_or(1);
+                Self::new(http, upstream_message).with_retry_after(retry_after)
             }
             Code::DeadlineExceeded | Code::Cancelled => {
                 tracing::warn!(code = ?status.code(), upstream_message, "upstream timed out");
@@ -152,6 +175,17 @@ mod tests {
         let error = ApiError::from(tonic::Status::already_exists("name is taken"));
         assert_eq!(error.status, StatusCode::CONFLICT);
         assert_eq!(error.message, "name is taken");
+    }
+
+    #[test]
+    fn resource_exhausted_is_429_with_the_upstreams_retry_after() {
+        let mut status = tonic::Status::resource_exhausted("too many failed logins for this name, retry in 8 s");
+        status.metadata_mut().insert("retry-after", tonic::metadata::MetadataValue::from(8u64));
+        let response = ApiError::from(status).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[RETRY_AFTER], "8");
+        let without = ApiError::from(tonic::Status::resource_exhausted("busy"));
+        assert_eq!(without.retry_after, Some(1));
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! books-service, and the per-request metadata every upstream call carries
 //! (request id, caller's token, deadline).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
@@ -20,6 +21,8 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes::AppState;
 
+/// The metadata key carrying the client's address to auth-service.
+const FORWARDED_FOR: &str = "x-forwarded-for";
 /// How long connecting to an upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `/readyz` waits for an upstream's health check.
@@ -107,6 +110,11 @@ async fn check_serving(mut client: HealthClient<Replicas>, call: &Call, service:
 #[derive(Debug, Clone)]
 pub struct Call {
     request_id: Option<AsciiMetadataValue>,
+    /// The HTTP client's address, sent as `x-forwarded-for` (auth-service
+    /// limits Register and Login per client, trusting it from the gateway).
+    /// An `X-Forwarded-For` the client sent is not passed on: the gateway
+    /// is the edge.
+    client: Option<AsciiMetadataValue>,
     authorization: Option<AsciiMetadataValue>,
     timeout: Duration,
 }
@@ -123,6 +131,9 @@ impl Call {
         if let Some(authorization) = &self.authorization {
             metadata.insert("authorization", authorization.clone());
         }
+        if let Some(client) = &self.client {
+            metadata.insert(FORWARDED_FOR, client.clone());
+        }
         request
     }
 }
@@ -137,7 +148,11 @@ impl FromRequestParts<AppState> for Call {
             .get(REQUEST_ID_HEADER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| AsciiMetadataValue::try_from(value).ok());
-        Ok(Self { request_id, authorization: None, timeout: state.upstreams.timeout })
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .and_then(|ConnectInfo(peer)| AsciiMetadataValue::try_from(peer.ip().to_string()).ok());
+        Ok(Self { request_id, client, authorization: None, timeout: state.upstreams.timeout })
     }
 }
 

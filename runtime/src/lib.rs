@@ -4,6 +4,7 @@
 
 mod access_log;
 pub mod database;
+mod limits;
 
 use std::future::Future;
 use std::io::IsTerminal as _;
@@ -17,6 +18,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 pub use access_log::{AccessLog, AccessLogLayer, REQUEST_ID_HEADER};
+pub use limits::{RETRY_AFTER, ServerLimits, ShedLoad, ShedLoadLayer};
 pub use tonic_health::server::HealthReporter;
 
 /// Installs the global `tracing` subscriber: human-readable lines on stderr,
@@ -80,23 +82,35 @@ pub fn standard_routes(service: &str) -> Result<(Routes, HealthReporter), tonic_
 }
 
 /// Serves `routes` on an already bound listener until `shutdown` resolves,
-/// then lets in-flight requests finish.
+/// then lets in-flight requests finish. Each request may run for
+/// `limits.request_timeout`; past `limits.max_concurrent_requests` in
+/// progress, requests are refused at once. (Message sizes are set on each
+/// API's server, where tonic applies them.)
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         // Detect dead peers (a load balancer that went away, a killed client).
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .timeout(limits.request_timeout)
+        // Headers carry a token and a request id: 16 KiB is plenty (and
+        // hyper's default, made explicit).
+        .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
         .layer(AccessLogLayer)
+        .layer(ShedLoadLayer::new(limits.max_concurrent_requests))
         .add_routes(routes)
         // Small unary responses must not wait for Nagle's algorithm (a
         // 40 ms stall against delayed ACKs).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await
 }
+
+/// Largest header block (metadata) a gRPC request may carry.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
 /// The defaults of a service's `clap` settings with its environment
 /// variables applied, as if the binary `bin` had been run without flags: how

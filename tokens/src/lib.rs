@@ -291,6 +291,8 @@ impl TokenVerifier {
         validation.set_audience(&[&policy.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = CLOCK_SKEW_LEEWAY.as_secs();
+        // A token with `nbf` in the future is not valid yet (ours carry none).
+        validation.validate_nbf = true;
         Ok(Self { keys: decoding_keys, validation })
     }
 
@@ -306,8 +308,14 @@ impl TokenVerifier {
             return Err(TokenError::WrongAlgorithm);
         }
         let kid = header.kid.ok_or_else(|| TokenError::Invalid("token header has no kid".into()))?;
-        let key = self.keys.get(&kid).ok_or(TokenError::UnknownKey(kid))?;
-        Ok(jsonwebtoken::decode::<Claims>(token, key, &self.validation)?.claims)
+        // The kid is the caller's: echo at most a short prefix of it.
+        let key = self.keys.get(&kid).ok_or_else(|| TokenError::UnknownKey(kid.chars().take(64).collect()))?;
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)?.claims;
+        // Issued in the future (beyond the clock skew): not valid yet.
+        if claims.iat > unix_now() + CLOCK_SKEW_LEEWAY.as_secs() {
+            return Err(TokenError::Invalid("token is not valid yet".into()));
+        }
+        Ok(claims)
     }
 }
 
@@ -415,6 +423,20 @@ mod tests {
         let hs =
             jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key.public_jwk().x.as_bytes())).unwrap();
         assert_eq!(verifier.verify(&hs), Err(TokenError::WrongAlgorithm));
+    }
+
+    #[test]
+    fn tokens_issued_in_the_future_are_not_valid_yet() {
+        let key = SigningKey::generate();
+        let signer = signer(&key);
+        let mut claims = signer.issue("u", "n", false).unwrap().claims;
+        claims.iat = unix_now() + 3600;
+        claims.exp = unix_now() + 7200;
+        let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
+        assert_eq!(
+            verifier.verify(&signer.sign(&claims).unwrap()),
+            Err(TokenError::Invalid("token is not valid yet".into()))
+        );
     }
 
     #[test]

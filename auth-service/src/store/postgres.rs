@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 
 use super::{NewUser, UserRecord, UserStore};
+use crate::throttle::{LoginAttempt, LoginThrottle};
 use crate::error::{Error, Result};
 
 const TAKEN: &str = "a user with this name already exists";
@@ -119,7 +120,53 @@ impl UserStore for PostgresUserStore {
         Ok(sqlx::query_scalar("select count(*) from users").fetch_one(&self.pool).await?)
     }
 
+    async fn count_login_attempt(&self, name_key: &str, now: i64, throttle: LoginThrottle) -> Result<LoginAttempt> {
+        let forget_before = now.saturating_sub(secs(LoginThrottle::FORGET_AFTER));
+        let counted: Option<i64> = sqlx::query_scalar(
+            "insert into login_failures (name_key, failures, locked_until, last_attempt)
+             values ($1, 1, case when 1 >= $2 then $3 + $4 else 0 end, $3)
+             on conflict (name_key) do update set
+                 failures = case when login_failures.last_attempt < $6 then 1 else login_failures.failures + 1 end,
+                 locked_until = case when case when login_failures.last_attempt < $6 then 1 else login_failures.failures + 1 end >= $2
+                     then $3 + least($5, $4 << least(case when login_failures.last_attempt < $6 then 1 else login_failures.failures + 1 end - $2, 30)::int)
+                     else 0 end,
+                 last_attempt = $3
+             where login_failures.locked_until <= $3
+             returning failures",
+        )
+        .bind(name_key)
+        .bind(i64::from(throttle.free_attempts))
+        .bind(now)
+        .bind(secs(throttle.delay))
+        .bind(secs(throttle.max_delay))
+        .bind(forget_before)
+        .fetch_optional(&self.pool)
+        .await?;
+        if counted.is_some() {
+            return Ok(LoginAttempt::Allowed);
+        }
+        let locked_until: Option<i64> =
+            sqlx::query_scalar("select locked_until from login_failures where name_key = $1")
+                .bind(name_key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(LoginAttempt::Wait { seconds: locked_until.map_or(1, |until| until - now) })
+    }
+
+    async fn clear_login_attempts(&self, name_key: &str, forget_before: i64) -> Result<()> {
+        sqlx::query("delete from login_failures where name_key = $1 or last_attempt < $2")
+            .bind(name_key)
+            .bind(forget_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+fn secs(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }

@@ -3,5 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
 
+mod abuse;
 mod auth;
 mod helpers;
