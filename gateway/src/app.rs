@@ -8,20 +8,23 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::Next;
-use axum::http::{HeaderName, StatusCode};
 use axum::response::Response;
 use axum::serve::ListenerExt as _;
 use bookstore_runtime::REQUEST_ID_HEADER;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::config::Settings;
+use crate::config::{CorsOrigins, Settings};
 use crate::error::ApiError;
+use crate::openapi::ACCESS_TOKENS_HEADER;
 use crate::routes::{self, AppState};
 use crate::upstream::Upstreams;
 
@@ -29,6 +32,9 @@ use crate::upstream::Upstreams;
 /// backstop, since every handler makes a single upstream call whose own
 /// deadline fires first.
 const REQUEST_TIMEOUT_SLACK: Duration = Duration::from_secs(2);
+
+/// How long a browser may cache a preflight's answer.
+const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// A ready gateway: routes built, upstream channels created (they connect
 /// on first use), listener bound, so it accepts connections as soon as
@@ -43,7 +49,8 @@ impl App {
         settings.validate()?;
         let upstreams = Upstreams::connect_lazy(settings)?;
         let state = AppState { upstreams, default_page_size: settings.default_page_size };
-        let router = with_middleware(routes::router(state), settings);
+        let cors = settings.cors_origins()?.map(cors_layer);
+        let router = with_middleware(routes::router(state), settings, cors);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
@@ -74,10 +81,10 @@ impl App {
     }
 }
 
-/// Request ids, one log line per request, the whole-request timeout, load
-/// shedding, and the header and body limits, around every route and the
-/// fallbacks.
-fn with_middleware(router: Router, settings: &Settings) -> Router {
+/// Request ids, one log line per request, CORS (when configured), the
+/// whole-request timeout, load shedding, and the header and body limits,
+/// around every route and the fallbacks.
+fn with_middleware(router: Router, settings: &Settings, cors: Option<CorsLayer>) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let request_timeout = settings.upstream_timeout() + REQUEST_TIMEOUT_SLACK;
     router.layer(
@@ -92,6 +99,8 @@ fn with_middleware(router: Router, settings: &Settings) -> Router {
                     .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::new(request_id))
+            // Answers preflights itself, before the timeout and the routes.
+            .option_layer(cors)
             .layer(HandleErrorLayer::new(middleware_error))
             .timeout(request_timeout)
             // Past the limit, answer 503 at once rather than queue: one
@@ -103,6 +112,26 @@ fn with_middleware(router: Router, settings: &Settings) -> Router {
             // Json and Bytes extractors read at most this much, else 413.
             .layer(DefaultBodyLimit::max(settings.max_body_bytes)),
     )
+}
+
+/// CORS for the configured origins: the API's methods and the headers its
+/// clients send (both token headers), and the ones they may read.
+fn cors_layer(origins: CorsOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(origins) => AllowOrigin::list(origins),
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            AUTHORIZATION,
+            CONTENT_TYPE,
+            HeaderName::from_static(ACCESS_TOKENS_HEADER),
+            HeaderName::from_static(REQUEST_ID_HEADER),
+        ])
+        .expose_headers([HeaderName::from_static(REQUEST_ID_HEADER), LOCATION, WWW_AUTHENTICATE])
+        .max_age(CORS_MAX_AGE)
 }
 
 /// The span of one request. Headers other than the request id stay out of

@@ -61,6 +61,13 @@ pub struct Settings {
     /// bytes; larger ones get 431.
     #[arg(long, env = "GATEWAY_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: usize,
+
+    /// Browser origins allowed to call the API cross-origin (CORS), separated
+    /// by commas, e.g. `https://app.example.com,http://localhost:3000`; `*`
+    /// allows any. Empty (the default) sends no CORS headers, so browsers
+    /// allow same-origin calls only.
+    #[arg(long, env = "GATEWAY_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Settings {
@@ -83,7 +90,36 @@ impl Settings {
         anyhow::ensure!(self.request_timeout_secs > 0, "request_timeout_secs must be positive");
         anyhow::ensure!(self.max_concurrent_requests > 0, "max_concurrent_requests must be positive");
         anyhow::ensure!(self.max_header_bytes > 0, "max_header_bytes must be positive");
+        self.cors_origins()?;
         Ok(())
+    }
+
+    /// The allowed CORS origins: `None` when CORS is off, `Some(vec![])`
+    /// never (an empty list is off). An origin is `scheme://host[:port]`,
+    /// exactly as browsers send it in `Origin`, or `*` for any.
+    pub fn cors_origins(&self) -> anyhow::Result<Option<CorsOrigins>> {
+        let origins: Vec<&str> =
+            self.cors_allowed_origins.iter().map(|origin| origin.trim()).filter(|origin| !origin.is_empty()).collect();
+        if origins.is_empty() {
+            return Ok(None);
+        }
+        if origins.contains(&"*") {
+            anyhow::ensure!(origins.len() == 1, "cors_allowed_origins: `*` cannot be combined with other origins");
+            return Ok(Some(CorsOrigins::Any));
+        }
+        let mut parsed = Vec::with_capacity(origins.len());
+        for origin in origins {
+            let (scheme, host) = origin.split_once("://").unwrap_or(("", origin));
+            anyhow::ensure!(
+                matches!(scheme, "http" | "https") && !host.is_empty() && !host.contains(['/', '?', '#']),
+                "cors_allowed_origins: {origin:?} is not an origin: expected scheme://host[:port], no path or \
+                 trailing slash, e.g. https://app.example.com"
+            );
+            let value = axum::http::HeaderValue::from_str(origin)
+                .map_err(|_| anyhow::anyhow!("cors_allowed_origins: {origin:?} is not a valid header value"))?;
+            parsed.push(value);
+        }
+        Ok(Some(CorsOrigins::List(parsed)))
     }
 
     /// The deadline of each upstream call.
@@ -91,6 +127,13 @@ impl Settings {
     pub fn upstream_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }
+}
+
+/// Which origins may call the gateway from a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<axum::http::HeaderValue>),
 }
 
 #[cfg(test)]
@@ -103,6 +146,36 @@ mod tests {
         assert_eq!(settings.default_page_size, 100);
         assert_eq!(settings.max_body_bytes, 64 * 1024);
         settings.validate().unwrap();
+        assert_eq!(settings.cors_origins().unwrap(), None, "CORS is off by default");
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins_or_a_lone_star() {
+        let mut settings = Settings::from_env().unwrap();
+        let origins = |settings: &mut Settings, list: &[&str]| {
+            settings.cors_allowed_origins = list.iter().map(|origin| (*origin).to_owned()).collect();
+            settings.cors_origins()
+        };
+        assert_eq!(origins(&mut settings, &["", " "]).unwrap(), None);
+        assert_eq!(origins(&mut settings, &["*"]).unwrap(), Some(CorsOrigins::Any));
+        assert_eq!(
+            origins(&mut settings, &["https://app.example.com", " http://localhost:3000"]).unwrap(),
+            Some(CorsOrigins::List(vec![
+                axum::http::HeaderValue::from_static("https://app.example.com"),
+                axum::http::HeaderValue::from_static("http://localhost:3000"),
+            ]))
+        );
+        for bad in [
+            &["app.example.com"][..],
+            &["https://app.example.com/"],
+            &["ftp://x"],
+            &["https://"],
+            &["*", "https://a.b"],
+        ] {
+            let error = origins(&mut settings, bad).unwrap_err().to_string();
+            assert!(error.starts_with("cors_allowed_origins: "), "{error}");
+            assert!(settings.validate().is_err());
+        }
     }
 
     #[test]

@@ -28,10 +28,15 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer's JSON body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"message": "token is invalid", "detail": "token has expired"})))]
+pub(crate) struct ErrorBody<'a> {
+    /// What is wrong.
     message: &'a str,
+    /// More about it, when there is something safe to add.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     detail: Option<&'a str>,
 }
 

@@ -6,6 +6,7 @@ mod app;
 pub mod config;
 mod error;
 mod extract;
+mod openapi;
 mod routes;
 mod upstream;
 

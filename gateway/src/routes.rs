@@ -7,10 +7,12 @@ mod health;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
-use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
+use crate::openapi;
 use crate::upstream::Upstreams;
 
 /// What the handlers share.
@@ -21,20 +23,24 @@ pub struct AppState {
     pub default_page_size: u32,
 }
 
-/// Every route, without middleware.
+/// Every route, without middleware, plus `/openapi.json` and `/docs`.
+///
+/// Routes are registered only through `routes!`, which takes each path and
+/// method from the handler's `#[utoipa::path]`, so whatever is served is
+/// documented (a test checks there is no other way in).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/register", post(accounts::register))
-        .route("/login", post(accounts::login))
-        .route("/users", get(accounts::list_users))
-        .route("/book", post(books::create_book))
-        .route("/books", get(books::list_books))
-        .route(
-            "/books/{book_id}",
-            get(books::get_book).put(books::replace_book).patch(books::update_book).delete(books::delete_book),
-        )
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+    let (router, api) = OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(accounts::register))
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::list_users))
+        .routes(routes!(books::create_book))
+        .routes(routes!(books::list_books))
+        .routes(routes!(books::get_book, books::replace_book, books::update_book, books::delete_book))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .split_for_parts();
+    router
+        .merge(openapi::docs_router(openapi::complete(api)))
         .fallback(route_not_found)
         // After the routes: it applies to the routes registered before it.
         .method_not_allowed_fallback(method_not_allowed)
@@ -51,9 +57,15 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 }
 
 /// `?limit=&page_token=` of the list routes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// How many items to return at most (default: the gateway's
+    /// `GATEWAY_DEFAULT_PAGE_SIZE`, 100 unless configured).
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// The `next_page_token` of the previous page, to get the next one.
+    #[param(value_type = String, required = false)]
     page_token: Option<String>,
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tonic::Code;
 
 use super::{AppState, PageQuery, next_page};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, AppQuery};
 use crate::upstream::{Authenticated, Call};
 
@@ -27,17 +27,41 @@ const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-#[derive(Deserialize)]
+/// A new user. Unknown fields are ignored.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"name": "alice", "password": "wonderland1"})))]
 pub struct RegisterBody {
+    /// 1 to 64 characters after trimming, no `:` or control characters,
+    /// unique ignoring case.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
+    /// 8 to 1024 bytes.
+    #[schema(min_length = 8)]
     password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"message": "registered successfully"})))]
 pub struct MessageBody {
     message: &'static str,
 }
 
+/// Registers a user (never an admin).
+#[utoipa::path(
+    post,
+    path = "/register",
+    tag = "accounts",
+    request_body = RegisterBody,
+    responses(
+        (status = CREATED, description = "Registered", body = MessageBody),
+        (status = BAD_REQUEST, description = "Malformed JSON, a missing field or a wrong type, or a name or \
+            password the rules refuse", body = ErrorBody, example = json!({"message": "name: must not be empty"})),
+        (status = CONFLICT, description = "The name is taken", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, description = "Too many password hashes queued: retry later", body = ErrorBody),
+    ),
+)]
 pub async fn register(
     State(state): State<AppState>,
     call: Call,
@@ -48,10 +72,14 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(MessageBody { message: "registered successfully" })))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9...", "token_type": "Bearer", "expires_in": 2700})))]
 pub struct TokenBody {
+    /// An EdDSA-signed JWT, for `x-access-tokens` or `Authorization: Bearer`.
     token: String,
+    /// Always `Bearer`.
     token_type: String,
+    /// Seconds until the token expires.
     expires_in: i64,
 }
 
@@ -59,6 +87,19 @@ pub struct TokenBody {
 /// went wrong (no header, malformed header, unknown user, wrong password),
 /// so an answer never tells which user names exist. An unreachable
 /// auth-service is still a 503.
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "accounts",
+    security(("basic" = [])),
+    responses(
+        (status = OK, description = "A token for the user", body = TokenBody),
+        (status = UNAUTHORIZED, description = "No, malformed or wrong credentials (the same answer for each)",
+            body = ErrorBody, headers(("www-authenticate" = String, description = "`Basic realm=\"login required\"`")),
+            example = json!({"message": "could not verify"})),
+        (status = TOO_MANY_REQUESTS, description = "Too many password hashes queued: retry later", body = ErrorBody),
+    ),
+)]
 pub async fn login(State(state): State<AppState>, call: Call, headers: HeaderMap) -> Result<Json<TokenBody>, Response> {
     let Some((name, password)) = basic_credentials(&headers) else {
         return Err(could_not_verify());
@@ -104,16 +145,19 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((name.to_owned(), password.to_owned()))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsersBody {
     users: Vec<UserJson>,
+    /// Present when there are more users: pass it as `page_token`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     next_page_token: Option<String>,
 }
 
 /// A user as the tutorial listed one, minus its password hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct UserJson {
+    /// The user's id (a UUID), the tokens' `sub`.
     public_id: String,
     name: String,
     admin: bool,
@@ -125,6 +169,22 @@ impl From<User> for UserJson {
     }
 }
 
+/// Lists every user, a page at a time (admins only).
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "accounts",
+    params(PageQuery),
+    security(("bearer" = []), ("x-access-tokens" = [])),
+    responses(
+        (status = OK, description = "A page of users", body = UsersBody),
+        (status = BAD_REQUEST, description = "A bad `limit` or `page_token`", body = ErrorBody),
+        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
+            example = json!({"message": "a valid token is missing"})),
+        (status = FORBIDDEN, description = "The caller is not an admin", body = ErrorBody,
+            example = json!({"message": "listing users needs an admin"})),
+    ),
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     Authenticated(call): Authenticated,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tonic::Code;
 
 use super::{AppState, PageQuery, next_page};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, AppQuery};
 use crate::upstream::Authenticated;
 
@@ -23,7 +23,8 @@ use crate::upstream::Authenticated;
 const BOOK_DOES_NOT_EXIST: &str = "book does not exist";
 
 /// A book as the tutorial lists it: exactly these five keys.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"id": 1, "name": "Dune", "Author": "Frank Herbert", "Publisher": "Chilton", "book_prize": 250})))]
 pub struct BookJson {
     id: i64,
     name: String,
@@ -49,27 +50,41 @@ impl From<Book> for BookJson {
 /// A whole book, as `POST /book` and `PUT /books/{id}` take it. Types are
 /// checked here (`book_prize` is a JSON integer); lengths and signs are
 /// books-service's to check. Unknown fields are ignored, as the tutorial did.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"name": "Dune", "Author": "Frank Herbert", "Publisher": "Chilton", "book_prize": 250})))]
 pub struct BookBody {
+    /// 1 to 50 characters after trimming.
+    #[schema(min_length = 1, max_length = 50)]
     name: String,
+    /// 1 to 50 characters after trimming.
     #[serde(rename = "Author")]
+    #[schema(min_length = 1, max_length = 50)]
     author: String,
+    /// 1 to 50 characters after trimming.
     #[serde(rename = "Publisher")]
+    #[schema(min_length = 1, max_length = 50)]
     publisher: String,
+    /// An integer >= 0.
+    #[schema(minimum = 0)]
     book_prize: i64,
 }
 
 /// Some fields of a book, for `PATCH /books/{id}`. A field may be left out
-/// but not set to `null`.
-#[derive(Debug, Deserialize)]
+/// but not set to `null`; at least one must be there.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"book_prize": 300})))]
 pub struct BookPatch {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, min_length = 1, max_length = 50)]
     name: Option<String>,
     #[serde(default, rename = "Author", deserialize_with = "present")]
+    #[schema(value_type = String, min_length = 1, max_length = 50)]
     author: Option<String>,
     #[serde(default, rename = "Publisher", deserialize_with = "present")]
+    #[schema(value_type = String, min_length = 1, max_length = 50)]
     publisher: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = i64, minimum = 0)]
     book_prize: Option<i64>,
 }
 
@@ -122,12 +137,32 @@ fn expect_book(book: Option<Book>) -> Result<BookJson, ApiError> {
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"message": "new books created", "id": 1})))]
 pub struct CreatedBody {
     message: &'static str,
+    /// The new book's id.
     id: i64,
 }
 
+/// Adds a book to the caller's list.
+#[utoipa::path(
+    post,
+    path = "/book",
+    tag = "books",
+    request_body = BookBody,
+    security(("bearer" = []), ("x-access-tokens" = [])),
+    responses(
+        (status = CREATED, description = "Created", body = CreatedBody,
+            headers(("location" = String, description = "`/books/{id}` of the new book"))),
+        (status = BAD_REQUEST, description = "Malformed JSON, a missing field, a wrong type, or a value books-service \
+            refuses", body = ErrorBody, example = json!({"message": "book_prize: must be an integer >= 0"})),
+        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
+            example = json!({"message": "token is invalid", "detail": "token has expired"})),
+        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
+    ),
+)]
 pub async fn create_book(
     State(state): State<AppState>,
     Authenticated(call): Authenticated,
@@ -145,13 +180,29 @@ pub async fn create_book(
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(CreatedBody { message: "new books created", id: book.id })))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BookListBody {
     list_of_books: Vec<BookJson>,
+    /// Present when there are more books: pass it as `page_token`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     next_page_token: Option<String>,
 }
 
+/// Lists the caller's books, oldest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/books",
+    tag = "books",
+    params(PageQuery),
+    security(("bearer" = []), ("x-access-tokens" = [])),
+    responses(
+        (status = OK, description = "A page of the caller's books", body = BookListBody),
+        (status = BAD_REQUEST, description = "A bad `limit` or `page_token`", body = ErrorBody),
+        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
+            example = json!({"message": "token is invalid", "detail": "token has expired"})),
+    ),
+)]
 pub async fn list_books(
     State(state): State<AppState>,
     Authenticated(call): Authenticated,
@@ -166,6 +217,22 @@ pub async fn list_books(
     }))
 }
 
+/// One of the caller's books.
+#[utoipa::path(
+    get,
+    path = "/books/{book_id}",
+    tag = "books",
+    params(("book_id" = i64, Path, minimum = 1, description = "The book's id")),
+    security(("bearer" = []), ("x-access-tokens" = [])),
+    responses(
+        (status = OK, description = "The book", body = BookJson),
+        (status = BAD_REQUEST, description = "The id is not a positive integer", body = ErrorBody),
+        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
+            example = json!({"message": "token is invalid", "detail": "token has expired"})),
+        (status = NOT_FOUND, description = "No such book, or another user's", body = ErrorBody,
+            example = json!({"message": "book does not exist"})),
+    ),
+)]
 pub async fn get_book(
     State(state): State<AppState>,
     Authenticated(call): Authenticated,
@@ -176,6 +243,25 @@ pub async fn get_book(
 }
 
 /// `PUT`: all four fields.
+#[utoipa::path(
+    put,
+    path = "/books/{book_id}",
+    tag = "books",
+    params(("book_id" = i64, Path, minimum = 1, description = "The book's id")),
+    request_body = BookBody,
+    security(("bearer" = []), ("x-access-tokens" = [])),
+    responses(
+        (status = OK, description = "The updated book", body = BookJson),
+        (status = BAD_REQUEST, description = "Malformed JSON, a missing field, a wrong type, or a value books-service \
+            refuses", body = ErrorBody, example = json!({"message": "book_prize: must be an integer >= 0"})),
+        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
+            example = json!({"message": "token is invalid", "detail": "token has expired"})),
+        (status = NOT_FOUND, description = "No such book, or another user's", body = ErrorBody,
+            example = json!({"message": "book does not exist"})),
+        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
+    ),
+)]
 pub async fn replace_book(
     State(state): State<AppState>,
     Authenticated(call): Authenticated,
@@ -194,6 +280,25 @@ pub async fn replace_book(
 }
 
 /// `PATCH`: any non-empty subset of the four fields.
+#[utoipa::path(
+    patch,
+    path = "/books/{book_id}",
+    tag = "books",
+    params(("book_id" = i64, Path, minimum = 1, description = "The book's id")),
+    request_body = BookPatch,
+    security(("bearer" = []), ("x-access-tokens" = [])),
+    responses(
+        (status = OK, description = "The updated book", body = BookJson),
+        (status = BAD_REQUEST, description = "Malformed JSON, a missing field, a wrong type, or a value books-service \
+            refuses", body = ErrorBody, example = json!({"message": "book_prize: must be an integer >= 0"})),
+        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
+            example = json!({"message": "token is invalid", "detail": "token has expired"})),
+        (status = NOT_FOUND, description = "No such book, or another user's", body = ErrorBody,
+            example = json!({"message": "book does not exist"})),
+        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
+    ),
+)]
 pub async fn update_book(
     State(state): State<AppState>,
     Authenticated(call): Authenticated,
@@ -211,11 +316,28 @@ pub async fn update_book(
     Ok(Json(expect_book(response.map_err(book_error)?.into_inner().book)?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"message": "Book deleted"})))]
 pub struct DeletedBody {
     message: &'static str,
 }
 
+/// Deletes one of the caller's books; its id is never reused.
+#[utoipa::path(
+    delete,
+    path = "/books/{book_id}",
+    tag = "books",
+    params(("book_id" = i64, Path, minimum = 1, description = "The book's id")),
+    security(("bearer" = []), ("x-access-tokens" = [])),
+    responses(
+        (status = OK, description = "Deleted", body = DeletedBody),
+        (status = BAD_REQUEST, description = "The id is not a positive integer", body = ErrorBody),
+        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
+            example = json!({"message": "token is invalid", "detail": "token has expired"})),
+        (status = NOT_FOUND, description = "No such book, or another user's", body = ErrorBody,
+            example = json!({"message": "book does not exist"})),
+    ),
+)]
 pub async fn delete_book(
     State(state): State<AppState>,
     Authenticated(call): Authenticated,

@@ -7,21 +7,40 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::upstream::Call;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"status": "ok"})))]
 pub struct StatusBody {
+    /// Always `ok`.
     status: &'static str,
 }
 
 /// Liveness: answers as long as the gateway serves HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = OK, description = "The gateway is running", body = StatusBody)),
+)]
 pub async fn healthz() -> Json<StatusBody> {
     Json(StatusBody { status: "ok" })
 }
 
 /// Readiness: 200 when auth-service and books-service both report SERVING
 /// within a second, else 503 naming the ones that do not.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = OK, description = "auth-service and books-service both report SERVING", body = StatusBody),
+        (status = SERVICE_UNAVAILABLE, description = "An upstream is not serving; `detail` says why",
+            body = ErrorBody,
+            example = json!({"message": "not ready: books-service not serving", "detail": "books-service: status NOT_SERVING"})),
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>, call: Call) -> Result<Json<StatusBody>, ApiError> {
     let not_ready = state.upstreams.not_ready(&call).await;
     if not_ready.is_empty() {

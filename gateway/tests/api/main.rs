@@ -7,6 +7,8 @@
 
 mod accounts;
 mod books;
+mod cors;
 mod helpers;
+mod openapi;
 mod service;
 mod users;

@@ -1,0 +1,162 @@
+//! The OpenAPI 3.1 document of the REST API, served at `/openapi.json`, and
+//! the Swagger UI page at `/docs`, both from the binary (no CDN).
+//!
+//! Each handler documents itself with `#[utoipa::path]`, and `routes.rs`
+//! registers handlers only through `utoipa_axum::routes!`, which takes the
+//! path and method from that attribute: a route is served if and only if it
+//! is documented. What every upstream call may answer (500, 503, 504) is
+//! added here, in one place, rather than on each handler.
+
+use axum::Router;
+use axum::http::StatusCode;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi as _};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+/// Where the document is served.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+/// Where the Swagger UI page is served.
+pub const DOCS_PATH: &str = "/docs";
+
+/// Security scheme: `Authorization: Bearer <token>`.
+pub const BEARER: &str = "bearer";
+/// Security scheme: the tutorial's `x-access-tokens: <token>` header.
+pub const ACCESS_TOKENS_HEADER: &str = "x-access-tokens";
+/// Security scheme: HTTP Basic, for `POST /login` only.
+pub const BASIC: &str = "basic";
+
+/// Routes that answer without calling an upstream, so the upstream failures
+/// are not theirs.
+const LOCAL_ROUTES: &[&str] = &["/healthz", "/readyz"];
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Bookstore REST API",
+        description = "The Flask JWT tutorial's REST API: register, log in with HTTP Basic for a JWT, \
+            then manage your own books. Send the token as `x-access-tokens: <token>` (the tutorial's \
+            header) or `Authorization: Bearer <token>`. Every error is JSON `{\"message\": ..}`, \
+            sometimes with a `detail`; every response carries an `x-request-id`.",
+        license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
+    ),
+    tags(
+        (name = "accounts", description = "Registering, logging in, listing users"),
+        (name = "books", description = "The caller's own books"),
+        (name = "health", description = "Liveness and readiness"),
+    ),
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&SecuritySchemes),
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("The `token` of `POST /login`, as `Authorization: Bearer <token>`."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            ACCESS_TOKENS_HEADER,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                ACCESS_TOKENS_HEADER,
+                "The `token` of `POST /login`, in the tutorial's header.",
+            ))),
+        );
+        components.add_security_scheme(
+            BASIC,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("The user's name and password, for `POST /login`."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document's skeleton (info, tags, security schemes) before the routes
+/// add their paths.
+pub fn base() -> OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Adds what is common to many operations: the upstream failures of every
+/// route that calls an upstream, and the `x-request-id` header of every
+/// response.
+pub fn complete(mut openapi: OpenApi) -> OpenApi {
+    for (path, item) in &mut openapi.paths.paths {
+        let calls_upstream = !LOCAL_ROUTES.contains(&path.as_str());
+        for operation in operations(item) {
+            if calls_upstream {
+                add_upstream_failures(operation);
+            }
+            add_request_id_header(operation);
+        }
+    }
+    openapi
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head]
+        .into_iter()
+        .filter_map(Option::as_mut)
+}
+
+fn add_upstream_failures(operation: &mut Operation) {
+    let failures = [
+        (StatusCode::INTERNAL_SERVER_ERROR, "An upstream service failed (details only in the logs): `internal error`"),
+        (StatusCode::SERVICE_UNAVAILABLE, "auth-service or books-service is unreachable: retry later"),
+        (StatusCode::GATEWAY_TIMEOUT, "An upstream service did not answer in time: retry later"),
+    ];
+    for (status, description) in failures {
+        operation
+            .responses
+            .responses
+            .entry(status.as_u16().to_string())
+            .or_insert_with(|| RefOr::T(error_response(description)));
+    }
+}
+
+/// A response with the JSON error body.
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+        .build()
+}
+
+fn add_request_id_header(operation: &mut Operation) {
+    let header = utoipa::openapi::header::HeaderBuilder::new()
+        .schema(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String))
+        .description(Some("The request's id: the caller's own `x-request-id`, else a new UUID"))
+        .build();
+    for response in operation.responses.responses.values_mut() {
+        if let RefOr::T(response) = response {
+            response.headers.entry(bookstore_runtime::REQUEST_ID_HEADER.to_owned()).or_insert_with(|| header.clone());
+        }
+    }
+}
+
+/// `/openapi.json` and the Swagger UI at `/docs`, whose assets are compiled
+/// into the binary.
+pub fn docs_router<S: Clone + Send + Sync + 'static>(openapi: OpenApi) -> Router<S> {
+    let config = Config::new([OPENAPI_PATH])
+        // Swagger UI's default validator is an online service; this page
+        // must work with no internet.
+        .validator_url("none")
+        .try_it_out_enabled(false)
+        .persist_authorization(false)
+        .display_request_duration(true);
+    SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi).config(config).into()
+}
