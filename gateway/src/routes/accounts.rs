@@ -83,6 +83,8 @@ pub struct TokenBody {
     expires_in: i64,
 }
 
+/// Logs a user in with HTTP Basic and returns a token.
+///
 /// Every failure is 401 "could not verify" with a Basic challenge, whatever
 /// went wrong (no header, malformed header, unknown user, wrong password),
 /// so an answer never tells which user names exist. An unreachable

@@ -242,7 +242,7 @@ pub async fn get_book(
     Ok(Json(expect_book(response.map_err(book_error)?.into_inner().book)?))
 }
 
-/// `PUT`: all four fields.
+/// Replaces one of the caller's books: `PUT` takes all four fields.
 #[utoipa::path(
     put,
     path = "/books/{book_id}",
@@ -279,7 +279,7 @@ pub async fn replace_book(
     Ok(Json(expect_book(response.map_err(book_error)?.into_inner().book)?))
 }
 
-/// `PATCH`: any non-empty subset of the four fields.
+/// Updates one of the caller's books: `PATCH` takes any of the four fields, at least one.
 #[utoipa::path(
     patch,
     path = "/books/{book_id}",
