@@ -26,7 +26,7 @@ start_stack "$BIN_DIR"
 # routes, `GET /users` included, are exercised past the token check (their
 # 401s and 403s are covered by the API tests).
 password="schemathesis-password"
-BOOKSTORE_ADMIN_PASSWORD="$password" "$BIN_DIR/bookstore" --data-dir "$STACK_DIR/data" \
+RUST_LOG=warn BOOKSTORE_ADMIN_PASSWORD="$password" "$BIN_DIR/bookstore" --data-dir "$STACK_DIR/data" \
   create-admin --name schemathesis >/dev/null
 token="$(curl -fsS -X POST -u "schemathesis:$password" "$GATEWAY_URL/login" \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')"

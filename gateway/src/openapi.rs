@@ -9,7 +9,9 @@
 
 use axum::Router;
 use axum::http::StatusCode;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi as _};
@@ -91,21 +93,39 @@ pub fn base() -> OpenApi {
     ApiDoc::openapi()
 }
 
-/// Adds what is common to many operations: the upstream failures of every
-/// route that calls an upstream, and the `x-request-id` header of every
-/// response.
+/// Adds what is common to many operations: the middleware's answers (every
+/// route), the upstream failures (every route that calls an upstream), the
+/// `Retry-After` of 429 and 503, and the `x-request-id` of every response.
 pub fn complete(mut openapi: OpenApi) -> OpenApi {
     for (path, item) in &mut openapi.paths.paths {
         let calls_upstream = !LOCAL_ROUTES.contains(&path.as_str());
         for operation in operations(item) {
             if calls_upstream {
-                add_upstream_failures(operation);
+                add_errors(operation, UPSTREAM_FAILURES);
             }
-            add_request_id_header(operation);
+            add_errors(operation, MIDDLEWARE_ERRORS);
+            add_headers(operation);
         }
     }
     openapi
 }
+
+/// What the gateway's middleware may answer on any route.
+const MIDDLEWARE_ERRORS: &[(StatusCode, &str)] = &[
+    (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "The request's headers are over `GATEWAY_MAX_HEADER_BYTES`"),
+    (StatusCode::SERVICE_UNAVAILABLE, "The gateway is overloaded (`GATEWAY_MAX_CONCURRENT_REQUESTS`): retry later"),
+];
+
+/// What any upstream call may end in.
+const UPSTREAM_FAILURES: &[(StatusCode, &str)] = &[
+    (StatusCode::TOO_MANY_REQUESTS, "An upstream service is at its limit of requests in progress: retry later"),
+    (StatusCode::INTERNAL_SERVER_ERROR, "An upstream service failed (details only in the logs): `internal error`"),
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "auth-service or books-service is unreachable, or the gateway is overloaded: retry later",
+    ),
+    (StatusCode::GATEWAY_TIMEOUT, "An upstream service did not answer in time: retry later"),
+];
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
     [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head]
@@ -113,13 +133,10 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
         .filter_map(Option::as_mut)
 }
 
-fn add_upstream_failures(operation: &mut Operation) {
-    let failures = [
-        (StatusCode::INTERNAL_SERVER_ERROR, "An upstream service failed (details only in the logs): `internal error`"),
-        (StatusCode::SERVICE_UNAVAILABLE, "auth-service or books-service is unreachable: retry later"),
-        (StatusCode::GATEWAY_TIMEOUT, "An upstream service did not answer in time: retry later"),
-    ];
-    for (status, description) in failures {
+/// Adds each error the operation does not document yet (its own
+/// description wins).
+fn add_errors(operation: &mut Operation, errors: &[(StatusCode, &str)]) {
+    for (status, description) in errors {
         operation
             .responses
             .responses
@@ -136,14 +153,21 @@ fn error_response(description: &str) -> utoipa::openapi::Response {
         .build()
 }
 
-fn add_request_id_header(operation: &mut Operation) {
-    let header = utoipa::openapi::header::HeaderBuilder::new()
-        .schema(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String))
+fn add_headers(operation: &mut Operation) {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let request_id = HeaderBuilder::new()
+        .schema(string())
         .description(Some("The request's id: the caller's own `x-request-id`, else a new UUID"))
         .build();
-    for response in operation.responses.responses.values_mut() {
-        if let RefOr::T(response) = response {
-            response.headers.entry(bookstore_runtime::REQUEST_ID_HEADER.to_owned()).or_insert_with(|| header.clone());
+    let retry_after = HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+        .description(Some("Seconds to wait before trying again"))
+        .build();
+    for (status, response) in &mut operation.responses.responses {
+        let RefOr::T(response) = response else { continue };
+        response.headers.entry(bookstore_runtime::REQUEST_ID_HEADER.to_owned()).or_insert_with(|| request_id.clone());
+        if status == "429" || status == "503" {
+            response.headers.entry("retry-after".to_owned()).or_insert_with(|| retry_after.clone());
         }
     }
 }

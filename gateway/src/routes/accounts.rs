@@ -59,7 +59,8 @@ pub struct MessageBody {
         (status = CONFLICT, description = "The name is taken", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
         (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
-        (status = TOO_MANY_REQUESTS, description = "Too many password hashes queued: retry later", body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, description = "Too many attempts from this client (or, logging in, for this \
+            name), or too many password checks in progress: retry after `Retry-After` seconds", body = ErrorBody),
     ),
 )]
 pub async fn register(
@@ -99,7 +100,8 @@ pub struct TokenBody {
         (status = UNAUTHORIZED, description = "No, malformed or wrong credentials (the same answer for each)",
             body = ErrorBody, headers(("www-authenticate" = String, description = "`Basic realm=\"login required\"`")),
             example = json!({"message": "could not verify"})),
-        (status = TOO_MANY_REQUESTS, description = "Too many password hashes queued: retry later", body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, description = "Too many attempts from this client (or, logging in, for this \
+            name), or too many password checks in progress: retry after `Retry-After` seconds", body = ErrorBody),
     ),
 )]
 pub async fn login(State(state): State<AppState>, call: Call, headers: HeaderMap) -> Result<Json<TokenBody>, Response> {

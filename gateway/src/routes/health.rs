@@ -36,7 +36,8 @@ pub async fn healthz() -> Json<StatusBody> {
     tag = "health",
     responses(
         (status = OK, description = "auth-service and books-service both report SERVING", body = StatusBody),
-        (status = SERVICE_UNAVAILABLE, description = "An upstream is not serving; `detail` says why",
+        (status = SERVICE_UNAVAILABLE, description = "An upstream is not serving (`detail` says why), or the \
+            gateway is overloaded",
             body = ErrorBody,
             example = json!({"message": "not ready: books-service not serving", "detail": "books-service: status NOT_SERVING"})),
     ),

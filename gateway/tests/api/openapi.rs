@@ -164,9 +164,17 @@ async fn every_error_is_documented_with_the_json_error_shape() {
             assert!(response["headers"]["x-request-id"].is_object(), "{method} {path} {status}: no x-request-id");
         }
         let has = |status: &str| responses.contains_key(status);
+        for status in ["431", "503"] {
+            assert!(has(status), "{method} {path} does not document the middleware's {status}");
+        }
         if path != "/healthz" && path != "/readyz" {
-            for status in ["500", "503", "504"] {
+            for status in ["429", "500", "503", "504"] {
                 assert!(has(status), "{method} {path} does not document the upstream failure {status}");
+            }
+        }
+        for status in ["429", "503"] {
+            if has(status) {
+                assert!(responses[status]["headers"]["retry-after"].is_object(), "{method} {path} {status}");
             }
         }
         if operation["security"].to_string().contains("bearer") {
