@@ -32,11 +32,8 @@ pub struct ServerLimits {
 impl ServerLimits {
     /// Defaults: 64 KiB messages (a book or a login is under 2 KiB), 30 s
     /// per request, 512 requests in progress.
-    pub const DEFAULT: Self = Self {
-        max_message_bytes: 64 * 1024,
-        request_timeout: Duration::from_secs(30),
-        max_concurrent_requests: 512,
-    };
+    pub const DEFAULT: Self =
+        Self { max_message_bytes: 64 * 1024, request_timeout: Duration::from_secs(30), max_concurrent_requests: 512 };
 }
 
 impl Default for ServerLimits {

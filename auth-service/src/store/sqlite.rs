@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use sqlx::SqlitePool;
 
 use super::{NewUser, UserRecord, UserStore};
-use crate::throttle::{LoginAttempt, LoginThrottle};
 use crate::error::{Error, Result};
+use crate::throttle::{LoginAttempt, LoginThrottle};
 
 const TAKEN: &str = "a user with this name already exists";
 

@@ -23,7 +23,12 @@ fn retry_after(status: &tonic::Status) -> u64 {
     status.metadata().get("retry-after").expect("a retry-after").to_str().unwrap().parse().unwrap()
 }
 
-async fn parallel_logins(app: &TestApp, name: &str, password: &str, count: usize) -> Vec<Result<String, tonic::Status>> {
+async fn parallel_logins(
+    app: &TestApp,
+    name: &str,
+    password: &str,
+    count: usize,
+) -> Vec<Result<String, tonic::Status>> {
     let attempts = (0..count).map(|_| app.login(name, password));
     futures::future::join_all(attempts).await
 }
@@ -164,7 +169,8 @@ async fn x_forwarded_for_is_honoured_only_from_a_trusted_proxy() {
     let mut untrusted = Vec::new();
     for (index, client) in ["198.51.100.1", "198.51.100.2"].into_iter().enumerate() {
         trusted.push(trusting.client.clone().register(from_client(client, &format!("t{index}"))).await.map(|_| ()));
-        untrusted.push(distrusting.client.clone().register(from_client(client, &format!("u{index}"))).await.map(|_| ()));
+        untrusted
+            .push(distrusting.client.clone().register(from_client(client, &format!("u{index}"))).await.map(|_| ()));
     }
 
     // Assert: trusted, two clients got one call each; untrusted, the claim
