@@ -41,7 +41,11 @@ impl CopyData {
         for url in [from_auth, from_books] {
             // Opening a SQLite URL creates the file: an empty copy would look fine.
             if let Some(path) = url.strip_prefix("sqlite://") {
-                anyhow::ensure!(std::path::Path::new(path).exists(), "source database {path} does not exist");
+                anyhow::ensure!(
+                    std::path::Path::new(path).exists(),
+                    "source database {path} does not exist: point --data-dir at the directory the stack \
+                     ran in, or pass --from-auth-database-url and --from-books-database-url"
+                );
             }
         }
         let (source, destination) = (
