@@ -1,4 +1,4 @@
-//! The README's configuration reference is the binaries' `--help`: every
+//! The README's configuration reference and command table are the binaries' `--help`: every
 //! variable a binary reads is in a table with its flag and default, and every
 //! variable in the tables is one a binary reads. `auth-service`,
 //! `books-service` and `gateway` share their settings with `bookstore
@@ -116,4 +116,36 @@ fn help_parsing_finds_flags_variables_and_defaults() {
     assert_eq!(settings.len(), 2, "{settings:?}");
     assert_eq!(settings["A_ADDR"], Setting { flag: "--listen-addr".into(), default: "127.0.0.1:1".into() });
     assert_eq!(settings["A_URL"], Setting { flag: "--url".into(), default: String::new() });
+}
+
+/// The command names under `Commands:` in `--help` text.
+fn commands_in_help(help: &str) -> Vec<String> {
+    help.split("\nCommands:\n")
+        .nth(1)
+        .expect("the help lists commands")
+        .lines()
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn readme_command_table_lists_every_bookstore_command() {
+    let table: Vec<&str> = README.lines().filter(|line| line.starts_with("| `")).collect();
+    let commands = commands_in_help(&help(&[]));
+
+    let missing: Vec<&String> = commands
+        .iter()
+        .filter(|name| {
+            !table.iter().any(|row| {
+                let first_cell = row.split('|').nth(1).unwrap_or_default();
+                first_cell.contains(&format!("`{name}")) || first_cell.contains(&format!(" {name}`"))
+            })
+        })
+        .collect();
+
+    assert!(commands.len() >= 10, "{commands:?}");
+    assert!(missing.is_empty(), "README.md's command table (under Admins) lacks {missing:?}");
 }
