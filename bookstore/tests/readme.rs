@@ -258,6 +258,12 @@ fn readme_walkthroughs_run_as_shown() {
         walkthroughs >= 3,
         "README.md has {walkthroughs} tested walkthrough blocks; expected the quick start, curl and grpcurl ones"
     );
+    for tool in ["bash", "curl", "jq"] {
+        assert!(
+            on_path(tool),
+            "the README's walkthroughs use {tool}, which is not on PATH: install it (apt-get install {tool})"
+        );
+    }
     let grpcurl = on_path("grpcurl");
     let grpcurl_required = std::env::var("BOOKSTORE_README_REQUIRE_GRPCURL").is_ok_and(|value| value == "1");
     assert!(
