@@ -30,7 +30,6 @@ pub struct ApiError {
 
 /// Every error answer's JSON body.
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(examples(json!({"message": "token is invalid", "detail": "token has expired"})))]
 pub(crate) struct ErrorBody<'a> {
     /// What is wrong.
     message: &'a str,

@@ -111,20 +111,37 @@ pub fn complete(mut openapi: OpenApi) -> OpenApi {
 }
 
 /// What the gateway's middleware may answer on any route.
-const MIDDLEWARE_ERRORS: &[(StatusCode, &str)] = &[
-    (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "The request's headers are over `GATEWAY_MAX_HEADER_BYTES`"),
-    (StatusCode::SERVICE_UNAVAILABLE, "The gateway is overloaded (`GATEWAY_MAX_CONCURRENT_REQUESTS`): retry later"),
+const MIDDLEWARE_ERRORS: &[(StatusCode, &str, &str)] = &[
+    (
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "The request's headers are over `GATEWAY_MAX_HEADER_BYTES`",
+        "request headers are 20000 bytes, more than the limit of 16384",
+    ),
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The gateway is overloaded (`GATEWAY_MAX_CONCURRENT_REQUESTS`): retry later",
+        "the gateway is overloaded, retry later",
+    ),
 ];
 
 /// What any upstream call may end in.
-const UPSTREAM_FAILURES: &[(StatusCode, &str)] = &[
-    (StatusCode::TOO_MANY_REQUESTS, "An upstream service is at its limit of requests in progress: retry later"),
-    (StatusCode::INTERNAL_SERVER_ERROR, "An upstream service failed (details only in the logs): `internal error`"),
+const UPSTREAM_FAILURES: &[(StatusCode, &str, &str)] = &[
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        "An upstream service is at its limit of requests in progress: retry later",
+        "server is overloaded (1024 requests in progress), retry later",
+    ),
+    (StatusCode::INTERNAL_SERVER_ERROR, "An upstream service failed (details only in the logs)", "internal error"),
     (
         StatusCode::SERVICE_UNAVAILABLE,
         "auth-service or books-service is unreachable, or the gateway is overloaded: retry later",
+        "service unavailable, retry later",
     ),
-    (StatusCode::GATEWAY_TIMEOUT, "An upstream service did not answer in time: retry later"),
+    (
+        StatusCode::GATEWAY_TIMEOUT,
+        "An upstream service did not answer in time: retry later",
+        "upstream service timed out, retry later",
+    ),
 ];
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
@@ -135,22 +152,23 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
 
 /// Adds each error the operation does not document yet (its own
 /// description wins).
-fn add_errors(operation: &mut Operation, errors: &[(StatusCode, &str)]) {
-    for (status, description) in errors {
+fn add_errors(operation: &mut Operation, errors: &[(StatusCode, &str, &str)]) {
+    for (status, description, message) in errors {
         operation
             .responses
             .responses
             .entry(status.as_u16().to_string())
-            .or_insert_with(|| RefOr::T(error_response(description)));
+            .or_insert_with(|| RefOr::T(error_response(description, message)));
     }
 }
 
-/// A response with the JSON error body.
-fn error_response(description: &str) -> utoipa::openapi::Response {
-    ResponseBuilder::new()
-        .description(description)
-        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
-        .build()
+/// A response with the JSON error body, `message` as its example.
+fn error_response(description: &str, message: &str) -> utoipa::openapi::Response {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .example(Some(serde_json::json!({ "message": message })))
+        .build();
+    ResponseBuilder::new().description(description).content("application/json", content).build()
 }
 
 fn add_headers(operation: &mut Operation) {
