@@ -90,6 +90,14 @@ pub enum AdminCommand {
   bookstore rotate-signing-key                  # the all-in-one's data/auth-signing-key.pem
   auth-service --signing-key-file /run/secrets/auth-signing-key.pem rotate-signing-key")]
     RotateSigningKey,
+    /// Ends every session of a user: their refresh tokens stop working at
+    /// once, their access tokens within books-service's revocation refresh
+    /// delay.
+    RevokeSessions {
+        /// Name of the existing user.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 impl AdminCommand {
@@ -135,6 +143,19 @@ impl AdminCommand {
                     other => other.into(),
                 })?;
                 println!("user {:?} admin: {}", user.name, user.admin);
+                Ok(())
+            }
+            Self::RevokeSessions { name } => {
+                let accounts = crate::accounts(settings).await?;
+                let ended = accounts.revoke_sessions(name).await;
+                accounts.close().await;
+                let ended = ended.map_err(|error| match error {
+                    crate::Error::NotFound(_) => {
+                        anyhow::anyhow!("no user named {name:?}; list users with `{} list-users`", bin_name())
+                    }
+                    other => other.into(),
+                })?;
+                println!("ended {ended} session(s) of {name:?}");
                 Ok(())
             }
         }

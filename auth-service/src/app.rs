@@ -11,7 +11,7 @@ use bookstore_tokens::{TokenPolicy, TokenSigner, TokenVerifier};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, SessionPolicy};
 use crate::config::Settings;
 use crate::grpc::AuthGrpc;
 use crate::keys::{load_signing_key, load_verification_keys};
@@ -74,5 +74,9 @@ pub async fn accounts(settings: &Settings) -> anyhow::Result<Accounts> {
     tracing::info!(signing_kid = key.kid(), published = jwks.len(), "token keys loaded");
     let verifier = TokenVerifier::new(&policy, &jwks)?;
     let hasher = PasswordHasher::new(settings.max_concurrent_hashes).await?;
-    Ok(Accounts::new(store, hasher, signer, verifier, jwks).with_login_throttle(settings.login_throttle()))
+    let sessions = SessionPolicy {
+        refresh_ttl: Duration::from_secs(settings.refresh_token_ttl_secs),
+        reuse_grace: Duration::from_secs(settings.refresh_reuse_grace_secs),
+    };
+    Ok(Accounts::new(store, hasher, signer, verifier, jwks, sessions).with_login_throttle(settings.login_throttle()))
 }

@@ -53,6 +53,17 @@ pub struct Settings {
     #[arg(long, env = "AUTH_TOKEN_TTL_SECS", default_value_t = 2700)]
     pub token_ttl_secs: u64,
 
+    /// Lifetime of refresh tokens, in seconds (30 days); each refresh
+    /// issues a new one.
+    #[arg(long, env = "AUTH_REFRESH_TOKEN_TTL_SECS", default_value_t = 2_592_000)]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Seconds after a refresh during which the spent refresh token, presented
+    /// again, is only refused (concurrent refreshes of one client); later it
+    /// ends the whole session (a stolen copy).
+    #[arg(long, env = "AUTH_REFRESH_REUSE_GRACE_SECS", default_value_t = 10)]
+    pub refresh_reuse_grace_secs: u64,
+
     /// Password hashes computed at once (each holds ~19 MiB); more requests wait.
     #[arg(long, env = "AUTH_MAX_CONCURRENT_HASHES", default_value_t = default_hash_concurrency())]
     pub max_concurrent_hashes: usize,
@@ -160,6 +171,8 @@ impl fmt::Debug for Settings {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
+            .field("refresh_reuse_grace_secs", &self.refresh_reuse_grace_secs)
             .field("max_concurrent_hashes", &self.max_concurrent_hashes)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)

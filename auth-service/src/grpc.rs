@@ -3,16 +3,19 @@
 use std::net::IpAddr;
 
 use bookstore_proto::auth::v1::auth_service_server::AuthService;
+use bookstore_proto::auth::v1::revocation::Subject;
 use bookstore_proto::auth::v1::{
-    GetJwksRequest, GetJwksResponse, Jwk, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse,
-    RegisterRequest, RegisterResponse, User, ValidateTokenRequest, ValidateTokenResponse,
+    ChangePasswordRequest, ChangePasswordResponse, DeleteAccountRequest, DeleteAccountResponse, GetJwksRequest,
+    GetJwksResponse, Jwk, ListRevocationsRequest, ListRevocationsResponse, ListUsersRequest, ListUsersResponse,
+    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse, RegisterRequest,
+    RegisterResponse, Revocation, User, ValidateTokenRequest, ValidateTokenResponse,
 };
 use bookstore_proto::timestamp_from_micros;
 use tonic::{Request, Response, Status};
 
 use crate::accounts::Accounts;
 use crate::error::Error;
-use crate::store::UserRecord;
+use crate::store::{DELETED_USER, RevocationRecord, UserRecord};
 use crate::throttle::{ClientRateLimiter, client_address};
 
 /// The gRPC face of [`Accounts`].
@@ -58,11 +61,67 @@ impl AuthService for AuthGrpc {
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
         self.check_client_rate(&request)?;
         let LoginRequest { name, password } = request.into_inner();
-        let issued = self.accounts.login(&name, password).await?;
+        let pair = self.accounts.login(&name, password).await?;
         Ok(Response::new(LoginResponse {
-            access_token: issued.token,
+            expires_in: pair.expires_in(),
+            access_token: pair.access.token,
             token_type: "Bearer".into(),
-            expires_in: i64::try_from(issued.claims.exp.saturating_sub(issued.claims.iat)).unwrap_or(i64::MAX),
+            refresh_token: pair.refresh_token,
+        }))
+    }
+
+    async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<RefreshResponse>, Status> {
+        let pair = self.accounts.refresh(&request.get_ref().refresh_token).await?;
+        Ok(Response::new(RefreshResponse {
+            expires_in: pair.expires_in(),
+            access_token: pair.access.token,
+            token_type: "Bearer".into(),
+            refresh_token: pair.refresh_token,
+        }))
+    }
+
+    async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
+        let access_token = token_of(&request).ok();
+        let refresh_token = Some(request.get_ref().refresh_token.as_str()).filter(|token| !token.is_empty());
+        self.accounts.logout(access_token.as_deref(), refresh_token).await?;
+        Ok(Response::new(LogoutResponse {}))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<ChangePasswordRequest>,
+    ) -> Result<Response<ChangePasswordResponse>, Status> {
+        let token = token_of(&request)?;
+        let ChangePasswordRequest { current_password, new_password } = request.into_inner();
+        let pair = self.accounts.change_password(&token, current_password, new_password).await?;
+        Ok(Response::new(ChangePasswordResponse {
+            expires_in: pair.expires_in(),
+            access_token: pair.access.token,
+            token_type: "Bearer".into(),
+            refresh_token: pair.refresh_token,
+        }))
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<DeleteAccountRequest>,
+    ) -> Result<Response<DeleteAccountResponse>, Status> {
+        let token = token_of(&request)?;
+        self.accounts.delete_account(&token, request.into_inner().password).await?;
+        Ok(Response::new(DeleteAccountResponse {}))
+    }
+
+    async fn list_revocations(
+        &self,
+        request: Request<ListRevocationsRequest>,
+    ) -> Result<Response<ListRevocationsResponse>, Status> {
+        let ListRevocationsRequest { since, page_size, page_token } = request.into_inner();
+        let since = since
+            .map_or(0, |since| since.seconds.saturating_mul(1_000_000).saturating_add(i64::from(since.nanos / 1_000)));
+        let page = self.accounts.list_revocations(since, page_size, &page_token).await?;
+        Ok(Response::new(ListRevocationsResponse {
+            revocations: page.revocations.into_iter().map(revocation).collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 
@@ -70,7 +129,7 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<ValidateTokenRequest>,
     ) -> Result<Response<ValidateTokenResponse>, Status> {
-        let claims = self.accounts.validate(&request.get_ref().token)?;
+        let (claims, _) = self.accounts.authenticate(&request.get_ref().token).await?;
         Ok(Response::new(ValidateTokenResponse {
             public_id: claims.sub,
             name: claims.name,
@@ -100,15 +159,33 @@ impl AuthService for AuthGrpc {
     }
 
     async fn list_users(&self, request: Request<ListUsersRequest>) -> Result<Response<ListUsersResponse>, Status> {
-        let token = bookstore_tokens::token_from_headers(&request.metadata().clone().into_headers())
-            .map_err(|missing| Error::Unauthenticated(missing.to_string()))?
-            .to_owned();
+        let token = token_of(&request)?;
         let ListUsersRequest { page_size, page_token } = request.into_inner();
         let page = self.accounts.list_users(&token, page_size, &page_token).await?;
         Ok(Response::new(ListUsersResponse {
             users: page.users.into_iter().map(public_user).collect(),
             next_page_token: page.next_page_token,
         }))
+    }
+}
+
+/// The caller's token from `authorization: Bearer` or `x-access-tokens`.
+fn token_of<T>(request: &Request<T>) -> Result<String, Error> {
+    bookstore_tokens::token_from_headers(&request.metadata().clone().into_headers())
+        .map(str::to_owned)
+        .map_err(|missing| Error::Unauthenticated(missing.to_string()))
+}
+
+fn revocation(record: RevocationRecord) -> Revocation {
+    let subject = if record.kind == DELETED_USER {
+        Subject::DeletedUserPublicId(record.subject)
+    } else {
+        Subject::SessionId(record.subject)
+    };
+    Revocation {
+        subject: Some(subject),
+        revoked_at: Some(timestamp_from_micros(record.revoked_at)),
+        relevant_until: Some(timestamp_from_micros(record.relevant_until)),
     }
 }
 

@@ -87,6 +87,20 @@ impl PasswordHasher {
         Ok(matches && user_exists)
     }
 
+    /// Whether a stored PHC string was made with other than today's
+    /// algorithm, version, parameters or output length (or cannot be read),
+    /// so that it should be replaced at the next successful login.
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        let Ok(stored) = PasswordHash::new(phc) else { return true };
+        let Ok(params) = Params::try_from(&stored) else { return true };
+        let current = self.argon2.params();
+        stored.algorithm != Algorithm::Argon2id.ident()
+            || stored.version != Some(Version::V0x13.into())
+            || (params.m_cost(), params.t_cost(), params.p_cost())
+                != (current.m_cost(), current.t_cost(), current.p_cost())
+            || stored.hash.map(|hash| hash.len()) != Some(OUTPUT_LEN)
+    }
+
     async fn run<T: Send + 'static>(&self, work: impl FnOnce(&mut [Block]) -> T + Send + 'static) -> Result<T> {
         let (done, result) = oneshot::channel();
         let span = tracing::Span::current();
@@ -176,6 +190,19 @@ mod tests {
         assert!(hasher.verify(password("legacy"), Some(phc.clone())).await.unwrap());
         assert!(!hasher.verify(password("other"), Some(phc)).await.unwrap());
         assert!(!hasher.verify(password("legacy"), Some("not a phc string".into())).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn only_hashes_with_other_parameters_need_a_rehash() {
+        let hasher = PasswordHasher::new(1).await.unwrap();
+        let current = hasher.hash(password("current")).await.unwrap();
+        assert!(!hasher.needs_rehash(&current));
+        let weaker = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap());
+        let old = weaker.hash_password(b"legacy", &SaltString::generate(&mut OsRng)).unwrap().to_string();
+        assert!(hasher.needs_rehash(&old));
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::new(19_456, 2, 1, None).unwrap());
+        let other = argon2i.hash_password(b"legacy", &SaltString::generate(&mut OsRng)).unwrap().to_string();
+        assert!(hasher.needs_rehash(&other));
     }
 
     #[tokio::test]

@@ -50,6 +50,58 @@ pub struct NewUser {
     pub created_at: i64,
 }
 
+/// A session to start, with its first refresh token.
+#[derive(Clone)]
+pub struct NewSession {
+    /// A UUID: the `sid` of its access tokens.
+    pub id: String,
+    pub user_id: i64,
+    /// SHA-256 (hex) of the first refresh token.
+    pub refresh_token_hash: String,
+    /// Unix time in microseconds.
+    pub created_at: i64,
+    pub refresh_expires_at: i64,
+}
+
+/// The refresh token that replaces a spent one.
+#[derive(Clone)]
+pub struct NextRefreshToken {
+    /// SHA-256 (hex).
+    pub hash: String,
+    /// Unix time in microseconds: when the presented token is spent.
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was live: it is spent now and the next one is stored.
+    Rotated { session_id: String, user: UserRecord },
+    /// It was spent before, at `rotated_at` (unix micros), and its session
+    /// is still open.
+    AlreadySpent { session_id: String, rotated_at: i64 },
+    /// Unknown, expired, or its session has ended.
+    Invalid,
+}
+
+/// One entry of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RevocationRecord {
+    pub id: i64,
+    /// `session` or `user`.
+    pub kind: String,
+    /// A session id, or a deleted user's public id.
+    pub subject: String,
+    /// Unix time in microseconds.
+    pub revoked_at: i64,
+    pub relevant_until: i64,
+}
+
+/// Revocation kinds, as stored.
+pub const REVOKED_SESSION: &str = "session";
+pub const DELETED_USER: &str = "user";
+
 /// The user table, behind one interface for every backend.
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {
@@ -74,6 +126,36 @@ pub trait UserStore: Send + Sync + 'static {
     /// Forgets `name_key`'s attempts (after a success), and every name's
     /// attempts older than `forget_before`.
     async fn clear_login_attempts(&self, name_key: &str, forget_before: i64) -> Result<()>;
+    /// Replaces a password hash if it still is `old_hash` (a rehash at login
+    /// must not undo a concurrent password change); whether it did.
+    async fn update_password_hash(&self, user_id: i64, old_hash: &str, new_hash: &str) -> Result<bool>;
+
+    /// Starts a session with its first refresh token (one transaction).
+    async fn create_session(&self, session: NewSession) -> Result<()>;
+    /// The user of a session that has not ended.
+    async fn find_active_session_user(&self, session_id: &str) -> Result<Option<UserRecord>>;
+    /// Spends a live refresh token and stores `next` in its place (one
+    /// transaction; of two concurrent calls with one token, one rotates).
+    async fn rotate_refresh_token(&self, token_hash: &str, next: NextRefreshToken) -> Result<Rotation>;
+    /// The session a refresh token (live or spent) belongs to.
+    async fn session_of_refresh_token(&self, token_hash: &str) -> Result<Option<String>>;
+    /// Ends a session and records its revocation (one transaction); whether
+    /// it was open. Purges revocations past their `relevant_until`.
+    async fn revoke_session(&self, session_id: &str, now: i64, relevant_until: i64) -> Result<bool>;
+    /// Ends every open session of a user, recording each revocation (one
+    /// transaction); how many.
+    async fn revoke_user_sessions(&self, user_id: i64, now: i64, relevant_until: i64) -> Result<u64>;
+    /// Sets a new password hash and ends every session of the user, in one
+    /// transaction; how many sessions ended.
+    async fn change_password(&self, user_id: i64, password_hash: &str, now: i64, relevant_until: i64) -> Result<u64>;
+    /// Deletes a user with its sessions and refresh tokens and records the
+    /// deletion in the revocation feed, in one transaction (the outbox
+    /// books-service learns it from); whether the user existed.
+    async fn delete_user(&self, user_id: i64, now: i64, relevant_until: i64) -> Result<bool>;
+    /// Revocations recorded at or after `since` with `id > after_id`, by
+    /// id, at most `limit`.
+    async fn list_revocations(&self, since: i64, after_id: i64, limit: u32) -> Result<Vec<RevocationRecord>>;
+
     /// Closes the connections, waiting for those in use.
     async fn close(&self);
 }

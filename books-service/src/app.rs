@@ -20,18 +20,27 @@ use crate::config::Settings;
 use crate::grpc::BooksGrpc;
 use crate::interceptor::RequireTokenLayer;
 use crate::jwks::JwksCache;
+use crate::revocations::RevocationList;
 use crate::store::BookStore;
 
 /// A ready books-service: database open and migrated, listener bound. The
-/// signing keys are fetched once it runs, and on demand.
+/// signing keys and the revocation list are fetched once it runs, and on
+/// demand.
 pub struct App {
     listener: TcpListener,
     routes: Routes,
     store: Arc<dyn BookStore>,
+    background: Background,
+    limits: ServerLimits,
+}
+
+/// What the background task keeps up to date, and how often.
+struct Background {
     keys: JwksCache,
+    revocations: RevocationList,
     health: HealthReporter,
     jwks_refresh: Duration,
-    limits: ServerLimits,
+    revocation_refresh: Duration,
 }
 
 impl App {
@@ -44,32 +53,35 @@ impl App {
         )
         .context("BOOKS_AUTH_URL")?;
         let policy = TokenPolicy { issuer: settings.issuer.clone(), audience: settings.audience.clone() };
+        let auth = AuthServiceClient::new(auth_replicas);
         let keys = JwksCache::new(
             policy,
-            AuthServiceClient::new(auth_replicas),
+            auth.clone(),
             Duration::from_secs(settings.jwks_min_refetch_secs),
+            settings.token_cache_capacity,
         );
+        let revocations = RevocationList::new(auth, store.clone());
         let (routes, health) = bookstore_runtime::standard_routes(SERVICE_NAME)?;
-        // Not ready until the signing keys are in: every call would fail.
+        // Not ready until the signing keys and revocations are in: every
+        // call would fail.
         // The overall status ("") stays SERVING: the process is alive.
         health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
         let limits = settings.server_limits();
-        let books = RequireTokenLayer::new(keys.clone()).layer(
+        let books = RequireTokenLayer::new(keys.clone(), revocations.clone()).layer(
             BooksServiceServer::new(BooksGrpc::new(store.clone())).max_decoding_message_size(limits.max_message_bytes),
         );
         let routes = routes.add_service(books);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
-        Ok(Self {
-            listener,
-            routes,
-            store,
+        let background = Background {
             keys,
+            revocations,
             health,
             jwks_refresh: Duration::from_secs(settings.jwks_refresh_secs.max(1)),
-            limits,
-        })
+            revocation_refresh: Duration::from_secs(settings.revocation_refresh_secs.max(1)),
+        };
+        Ok(Self { listener, routes, store, background, limits })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -81,7 +93,7 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "books-service listening");
         let (stop_refresh, refresh_stopped) = tokio::sync::oneshot::channel::<()>();
-        let refresher = tokio::spawn(refresh_keys(self.keys, self.health, self.jwks_refresh, async {
+        let refresher = tokio::spawn(self.background.run(async {
             let _ = refresh_stopped.await;
         }));
         let served = bookstore_runtime::serve(self.listener, self.routes, self.limits, shutdown).await;
@@ -93,26 +105,36 @@ impl App {
     }
 }
 
-/// Fetches the signing keys every `interval` until `stop` resolves (every
-/// second until the first success), and reports the books service SERVING
-/// once keys are in.
-/// Retired keys leave the cache and new ones arrive before their first
-/// token; failures keep the keys already loaded.
-async fn refresh_keys(keys: JwksCache, health: HealthReporter, interval: Duration, stop: impl Future<Output = ()>) {
-    tokio::pin!(stop);
-    loop {
-        if let Err(error) = keys.refresh().await {
-            tracing::warn!(%error, "signing key refresh failed");
-        }
-        let (status, pause) = if keys.has_keys() {
-            (ServingStatus::Serving, interval)
-        } else {
-            (ServingStatus::NotServing, Duration::from_secs(1))
-        };
-        health.set_service_status(SERVICE_NAME, status).await;
-        tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(pause) => {}
+impl Background {
+    /// Polls the revocation feed every `revocation_refresh` and fetches the
+    /// signing keys every `jwks_refresh` until `stop` resolves (both every
+    /// second until they first succeed), and reports the books service
+    /// SERVING once both are in. Failures keep what was loaded before.
+    async fn run(self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut keys_fetched: Option<tokio::time::Instant> = None;
+        loop {
+            if !self.keys.has_keys() || keys_fetched.is_none_or(|at| at.elapsed() >= self.jwks_refresh) {
+                match self.keys.refresh().await {
+                    Ok(()) => keys_fetched = Some(tokio::time::Instant::now()),
+                    Err(error) => tracing::warn!(%error, "signing key refresh failed"),
+                }
+            }
+            if let Err(error) = self.revocations.refresh().await {
+                let stale_for_secs = self.revocations.staleness().map(|stale| stale.as_secs());
+                tracing::warn!(%error, ?stale_for_secs, "revocation list refresh failed: serving with the last one");
+            }
+            let ready = self.keys.has_keys() && self.revocations.is_loaded();
+            let (status, pause) = if ready {
+                (ServingStatus::Serving, self.revocation_refresh)
+            } else {
+                (ServingStatus::NotServing, Duration::from_secs(1))
+            };
+            self.health.set_service_status(SERVICE_NAME, status).await;
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(pause) => {}
+            }
         }
     }
 }

@@ -56,6 +56,16 @@ pub struct Settings {
     /// ResourceExhausted (health checks excepted).
     #[arg(long, env = "BOOKS_MAX_CONCURRENT_REQUESTS", default_value_t = ServerLimits::DEFAULT.max_concurrent_requests)]
     pub max_concurrent_requests: usize,
+
+    /// Seconds between polls of auth-service's revocation feed: the longest a
+    /// logged-out session's or deleted user's token is still accepted here.
+    #[arg(long, env = "BOOKS_REVOCATION_REFRESH_SECS", default_value_t = 5)]
+    pub revocation_refresh_secs: u64,
+
+    /// Verified tokens remembered (each until it expires), so that a
+    /// client's next call skips the signature check; 0 disables the cache.
+    #[arg(long, env = "BOOKS_TOKEN_CACHE_CAPACITY", default_value_t = 10_000)]
+    pub token_cache_capacity: usize,
 }
 
 impl Settings {
@@ -88,6 +98,8 @@ impl std::fmt::Debug for Settings {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("revocation_refresh_secs", &self.revocation_refresh_secs)
+            .field("token_cache_capacity", &self.token_cache_capacity)
             .finish()
     }
 }

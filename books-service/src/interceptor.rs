@@ -3,7 +3,9 @@
 //!
 //! It is a tower layer rather than a `tonic::service::Interceptor` because
 //! verifying may need to await a key refresh (a token signed with a key
-//! published since the last fetch); the check itself is local and in memory.
+//! published since the last fetch); the check itself is local and in memory:
+//! signature (or the verified-token cache), then the revocation list, on
+//! every call.
 
 use std::task::{Context, Poll};
 
@@ -13,6 +15,7 @@ use tower::{Layer, Service};
 
 use crate::error::Error;
 use crate::jwks::JwksCache;
+use crate::revocations::RevocationList;
 
 /// Who is calling, as the token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,11 +37,12 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<&Caller, Error> {
 #[derive(Clone)]
 pub struct RequireTokenLayer {
     keys: JwksCache,
+    revocations: RevocationList,
 }
 
 impl RequireTokenLayer {
-    pub fn new(keys: JwksCache) -> Self {
-        Self { keys }
+    pub fn new(keys: JwksCache, revocations: RevocationList) -> Self {
+        Self { keys, revocations }
     }
 }
 
@@ -46,17 +50,19 @@ impl<S> Layer<S> for RequireTokenLayer {
     type Service = RequireToken<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireToken { inner, keys: self.keys.clone() }
+        RequireToken { inner, keys: self.keys.clone(), revocations: self.revocations.clone() }
     }
 }
 
-/// Refuses calls without a valid token (`Unauthenticated`, or `Unavailable`
-/// while no signing keys could be fetched yet) and passes the others on
-/// with a [`Caller`] extension.
+/// Refuses calls without a valid token, or with the token of an ended
+/// session or a deleted user (`Unauthenticated`; `Unavailable` while no
+/// signing keys or revocation list could be fetched yet) and passes the
+/// others on with a [`Caller`] extension.
 #[derive(Clone)]
 pub struct RequireToken<S> {
     inner: S,
     keys: JwksCache,
+    revocations: RevocationList,
 }
 
 impl<S: NamedService> NamedService for RequireToken<S> {
@@ -81,16 +87,20 @@ where
         // The ready inner service goes into the future; a fresh clone stays.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let keys = self.keys.clone();
+        let (keys, revocations) = (self.keys.clone(), self.revocations.clone());
         Box::pin(async move {
             let verified = match bookstore_tokens::token_from_headers(request.headers()) {
-                Ok(token) => keys.verify(token).await,
+                Ok(token) => match keys.verify(token).await {
+                    Ok(claims) => revocations.check(&claims).await.map(|()| claims),
+                    Err(error) => Err(error),
+                },
                 Err(missing) => Err(Error::Unauthenticated(missing.to_string())),
             };
             match verified {
                 Ok(claims) => {
                     tracing::debug!(public_id = %claims.sub, "caller authenticated");
-                    request.extensions_mut().insert(Caller { public_id: claims.sub, name: claims.name });
+                    let caller = Caller { public_id: claims.sub.clone(), name: claims.name.clone() };
+                    request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }
                 Err(error) => Ok(tonic::Status::from(error).into_http()),

@@ -1,14 +1,20 @@
 //! The auth-service's public keys, fetched with `GetJwks` and kept in memory
 //! so that verifying a token costs no call to auth-service, and keeps
 //! working while auth-service restarts.
+//!
+//! Tokens that verified are kept in a bounded cache (until their `exp`, plus
+//! the clock-skew leeway the verifier allows), so a client's next call costs
+//! a hash lookup instead of an Ed25519 check. Revocation is not the cache's
+//! business: the interceptor checks every call, cached or not, against the
+//! revocation list. A change of the key set empties the cache.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bookstore_proto::auth::v1::GetJwksRequest;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_replicas::Replicas;
-use bookstore_tokens::{Claims, PublicJwk, TokenError, TokenPolicy, TokenVerifier};
+use bookstore_tokens::{CLOCK_SKEW_LEEWAY, Claims, PublicJwk, TokenError, TokenPolicy, TokenVerifier};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -35,10 +41,18 @@ struct Inner {
     /// starting their own.
     last_fetch: Mutex<Option<(Instant, bool)>>,
     min_refetch_interval: Duration,
+    /// Verified tokens and their claims; `None` when disabled.
+    verified: Option<quick_cache::sync::Cache<String, Arc<Claims>>>,
 }
 
 impl JwksCache {
-    pub fn new(policy: TokenPolicy, client: AuthServiceClient<Replicas>, min_refetch_interval: Duration) -> Self {
+    /// `token_cache_capacity` verified tokens are remembered (0: none).
+    pub fn new(
+        policy: TokenPolicy,
+        client: AuthServiceClient<Replicas>,
+        min_refetch_interval: Duration,
+        token_cache_capacity: usize,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 policy,
@@ -46,13 +60,38 @@ impl JwksCache {
                 verifier: RwLock::new(None),
                 last_fetch: Mutex::new(None),
                 min_refetch_interval,
+                verified: (token_cache_capacity > 0).then(|| quick_cache::sync::Cache::new(token_cache_capacity)),
             }),
         }
     }
 
-    /// Verifies a token with the cached keys. An unknown `kid` (or no keys
-    /// yet) triggers one refetch, at most once per `min_refetch_interval`.
-    pub async fn verify(&self, token: &str) -> Result<Claims> {
+    /// Verifies a token with the cached keys (or finds it among the tokens
+    /// verified before). An unknown `kid` (or no keys yet) triggers one
+    /// refetch, at most once per `min_refetch_interval`.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Claims>> {
+        if let Some(claims) = self.verified_before(token) {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.verify_signature(token).await?);
+        if let Some(verified) = &self.inner.verified {
+            verified.insert(token.to_owned(), Arc::clone(&claims));
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a token verified before that the verifier would still
+    /// accept (not expired).
+    fn verified_before(&self, token: &str) -> Option<Arc<Claims>> {
+        let verified = self.inner.verified.as_ref()?;
+        let claims = verified.get(token)?;
+        if claims.exp.saturating_add(CLOCK_SKEW_LEEWAY.as_secs()) > unix_now() {
+            return Some(claims);
+        }
+        verified.remove(token);
+        None
+    }
+
+    async fn verify_signature(&self, token: &str) -> Result<Claims> {
         if let Some(verifier) = self.current() {
             match verifier.verify(token) {
                 Err(TokenError::UnknownKey(_)) => {}
@@ -122,15 +161,32 @@ impl JwksCache {
             .collect();
         let verifier = TokenVerifier::new(&self.inner.policy, &keys)
             .map_err(|error| Error::Internal(anyhow::anyhow!("auth-service published a bad key: {error}")))?;
-        let kids: Vec<&str> = verifier.kids().collect();
+        let mut kids: Vec<&str> = verifier.kids().collect();
+        kids.sort_unstable();
+        let changed = self.current().is_none_or(|previous| {
+            let mut before: Vec<&str> = previous.kids().collect();
+            before.sort_unstable();
+            before != kids
+        });
+        if !changed {
+            return Ok(());
+        }
         tracing::info!(?kids, "signing keys loaded");
         *self.inner.verifier.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(verifier));
+        // A key may have been withdrawn: nothing it signed may stay trusted.
+        if let Some(verified) = &self.inner.verified {
+            verified.clear();
+        }
         Ok(())
     }
 
     fn current(&self) -> Option<Arc<TokenVerifier>> {
         self.inner.verifier.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }
 
 fn unauthenticated(error: &TokenError) -> Error {

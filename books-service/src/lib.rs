@@ -8,6 +8,7 @@ mod error;
 mod grpc;
 mod interceptor;
 mod jwks;
+mod revocations;
 pub mod store;
 
 pub use app::App;

@@ -38,6 +38,9 @@ pub trait BookStore: Send + Sync + 'static {
     async fn update_book(&self, owner_id: &str, id: BookId, patch: BookPatch, now: i64) -> Result<Option<BookRecord>>;
     /// Whether a book was deleted.
     async fn delete_book(&self, owner_id: &str, id: BookId) -> Result<bool>;
+    /// Deletes every book of an owner (a deleted account); how many.
+    /// Idempotent: the revocation feed may report a deletion more than once.
+    async fn delete_books_of_owner(&self, owner_id: &str) -> Result<u64>;
     /// Every owner's books with `id > after_id`, ascending, at most `limit`:
     /// for copying a deployment to another backend.
     async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>>;

@@ -62,7 +62,7 @@ async fn copy_data_moves_users_and_books_to_postgres_once_and_keeps_ids() {
     // and new ids continue after the copied ones.
     let accounts = auth_service::accounts(&auth_settings(data.path(), auth_db.url.clone())).await.unwrap();
     let token = accounts.login("ALICE", PASSWORD.into()).await.unwrap();
-    assert_eq!(token.claims.sub, alice.public_id);
+    assert_eq!(token.access.claims.sub, alice.public_id);
     accounts.register("newcomer", PASSWORD.into(), false).await.unwrap();
     accounts.close().await;
     let books = books_service::store::connect(&books_db.url).await.unwrap();

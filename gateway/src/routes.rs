@@ -4,6 +4,7 @@
 mod accounts;
 mod books;
 mod health;
+mod sessions;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
@@ -33,6 +34,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(accounts::register))
         .routes(routes!(accounts::login))
         .routes(routes!(accounts::list_users))
+        .routes(routes!(sessions::refresh))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(sessions::change_password))
+        .routes(routes!(sessions::delete_account))
         .routes(routes!(books::create_book))
         .routes(routes!(books::list_books))
         .routes(routes!(books::get_book, books::replace_book, books::update_book, books::delete_book))

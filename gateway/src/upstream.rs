@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
@@ -174,5 +174,14 @@ impl FromRequestParts<AppState> for Authenticated {
             AsciiMetadataValue::try_from(format!("Bearer {token}")).map_err(|_| ApiError::token_missing())?;
         let Ok(call) = Call::from_request_parts(parts, state).await;
         Ok(Self(Call { authorization: Some(authorization), ..call }))
+    }
+}
+
+/// `Option<Authenticated>`: `None` when the request carries no token.
+impl OptionalFromRequestParts<AppState> for Authenticated {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        Ok(<Self as FromRequestParts<AppState>>::from_request_parts(parts, state).await.ok())
     }
 }

@@ -39,6 +39,11 @@ pub struct Claims {
     pub exp: u64,
     /// Unique token id.
     pub jti: String,
+    /// The session the token belongs to: logging out, changing the password
+    /// or an admin's `revoke-sessions` ends it, and verifiers then refuse
+    /// its tokens. Required: a token without one is refused.
+    #[serde(default)]
+    pub sid: String,
 }
 
 /// Why a token was refused. The messages are safe to show to the caller.
@@ -236,8 +241,9 @@ impl TokenSigner {
         self.lifetime
     }
 
-    /// Signs a token for a user, valid from now for the configured lifetime.
-    pub fn issue(&self, public_id: &str, name: &str, admin: bool) -> Result<IssuedToken, TokenError> {
+    /// Signs a token for a user's session, valid from now for the configured
+    /// lifetime.
+    pub fn issue(&self, public_id: &str, name: &str, admin: bool, sid: &str) -> Result<IssuedToken, TokenError> {
         let iat = unix_now();
         let claims = Claims {
             sub: public_id.to_owned(),
@@ -248,6 +254,7 @@ impl TokenSigner {
             iat,
             exp: iat + self.lifetime.as_secs(),
             jti: uuid::Uuid::new_v4().to_string(),
+            sid: sid.to_owned(),
         };
         self.sign(&claims).map(|token| IssuedToken { token, claims })
     }
@@ -315,6 +322,10 @@ impl TokenVerifier {
         if claims.iat > unix_now() + CLOCK_SKEW_LEEWAY.as_secs() {
             return Err(TokenError::Invalid("token is not valid yet".into()));
         }
+        if claims.sid.is_empty() {
+            // Tokens from before sessions existed could never be revoked.
+            return Err(TokenError::Invalid("token has no session id (sid): log in again".into()));
+        }
         Ok(claims)
     }
 }
@@ -357,7 +368,7 @@ mod tests {
     #[test]
     fn issued_token_verifies_with_the_public_key() {
         let key = SigningKey::generate();
-        let issued = signer(&key).issue("user-1", "alice", false).unwrap();
+        let issued = signer(&key).issue("user-1", "alice", false, "session-1").unwrap();
         let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
         assert_eq!(verifier.verify(&issued.token).unwrap(), issued.claims);
     }
@@ -384,7 +395,7 @@ mod tests {
         let (real, forger) = (SigningKey::generate(), SigningKey::generate());
         let mut forged = signer(&forger);
         forged.kid = real.kid().to_owned();
-        let token = forged.issue("user-1", "alice", true).unwrap().token;
+        let token = forged.issue("user-1", "alice", true, "session-1").unwrap().token;
         let verifier = TokenVerifier::new(&policy(), [real.public_jwk()]).unwrap();
         assert_eq!(verifier.verify(&token), Err(TokenError::BadSignature));
     }
@@ -393,7 +404,7 @@ mod tests {
     fn expired_token_is_refused() {
         let key = SigningKey::generate();
         let signer = signer(&key);
-        let mut claims = signer.issue("u", "n", false).unwrap().claims;
+        let mut claims = signer.issue("u", "n", false, "s").unwrap().claims;
         claims.exp = unix_now() - 2 * CLOCK_SKEW_LEEWAY.as_secs();
         let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
         assert_eq!(verifier.verify(&signer.sign(&claims).unwrap()), Err(TokenError::Expired));
@@ -403,7 +414,7 @@ mod tests {
     fn wrong_audience_is_refused() {
         let key = SigningKey::generate();
         let signer = signer(&key);
-        let mut claims = signer.issue("u", "n", false).unwrap().claims;
+        let mut claims = signer.issue("u", "n", false, "s").unwrap().claims;
         claims.aud = "someone-else".into();
         let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
         assert!(matches!(verifier.verify(&signer.sign(&claims).unwrap()), Err(TokenError::Invalid(_))));
@@ -413,7 +424,7 @@ mod tests {
     fn alg_none_and_hs256_are_refused() {
         let key = SigningKey::generate();
         let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
-        let claims = signer(&key).issue("u", "n", true).unwrap().claims;
+        let claims = signer(&key).issue("u", "n", true, "s").unwrap().claims;
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
         let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#));
         assert!(verifier.verify(&none).is_err());
@@ -429,7 +440,7 @@ mod tests {
     fn tokens_issued_in_the_future_are_not_valid_yet() {
         let key = SigningKey::generate();
         let signer = signer(&key);
-        let mut claims = signer.issue("u", "n", false).unwrap().claims;
+        let mut claims = signer.issue("u", "n", false, "s").unwrap().claims;
         claims.iat = unix_now() + 3600;
         claims.exp = unix_now() + 7200;
         let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
@@ -437,6 +448,17 @@ mod tests {
             verifier.verify(&signer.sign(&claims).unwrap()),
             Err(TokenError::Invalid("token is not valid yet".into()))
         );
+    }
+
+    #[test]
+    fn token_without_a_session_id_is_refused() {
+        let key = SigningKey::generate();
+        let signer = signer(&key);
+        let mut claims = signer.issue("u", "n", false, "s").unwrap().claims;
+        claims.sid = String::new();
+        let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
+        let error = verifier.verify(&signer.sign(&claims).unwrap()).unwrap_err();
+        assert!(matches!(&error, TokenError::Invalid(reason) if reason.contains("sid")), "{error:?}");
     }
 
     #[test]

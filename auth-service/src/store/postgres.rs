@@ -4,9 +4,12 @@
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
-use super::{NewUser, UserRecord, UserStore};
+use super::{
+    DELETED_USER, NewSession, NewUser, NextRefreshToken, REVOKED_SESSION, RevocationRecord, Rotation, UserRecord,
+    UserStore,
+};
 use crate::error::{Error, Result};
 use crate::throttle::{LoginAttempt, LoginThrottle};
 
@@ -162,6 +165,191 @@ impl UserStore for PostgresUserStore {
         Ok(())
     }
 
+    async fn update_password_hash(&self, user_id: i64, old_hash: &str, new_hash: &str) -> Result<bool> {
+        let result = sqlx::query("update users set password_hash = $1 where id = $2 and password_hash = $3")
+            .bind(new_hash)
+            .bind(user_id)
+            .bind(old_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<()> {
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query("insert into sessions (id, user_id, created_at) values ($1, $2, $3)")
+            .bind(&session.id)
+            .bind(session.user_id)
+            .bind(session.created_at)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "insert into refresh_tokens (token_hash, session_id, created_at, expires_at) values ($1, $2, $3, $4)",
+        )
+        .bind(&session.refresh_token_hash)
+        .bind(&session.id)
+        .bind(session.created_at)
+        .bind(session.refresh_expires_at)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn find_active_session_user(&self, session_id: &str) -> Result<Option<UserRecord>> {
+        Ok(sqlx::query_as(
+            "select u.id, u.public_id, u.name, u.password_hash, u.admin, u.created_at
+             from sessions s join users u on u.id = s.user_id
+             where s.id = $1 and s.revoked_at is null",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn rotate_refresh_token(&self, token_hash: &str, next: NextRefreshToken) -> Result<Rotation> {
+        // The update locks the row: a concurrent rotation of the same token
+        // waits, then finds it spent.
+        let mut transaction = self.pool.begin().await?;
+        let spent: Option<String> = sqlx::query_scalar(
+            "update refresh_tokens set rotated_at = $1
+             where token_hash = $2 and rotated_at is null and expires_at > $3
+               and session_id in (select id from sessions where revoked_at is null)
+             returning session_id",
+        )
+        .bind(next.now)
+        .bind(token_hash)
+        .bind(next.now)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(session_id) = spent else {
+            transaction.rollback().await?;
+            let previous: Option<(String, Option<i64>)> = sqlx::query_as(
+                "select r.session_id, r.rotated_at from refresh_tokens r join sessions s on s.id = r.session_id
+                 where r.token_hash = $1 and s.revoked_at is null and r.expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(next.now)
+            .fetch_optional(&self.pool)
+            .await?;
+            return Ok(match previous {
+                Some((session_id, Some(rotated_at))) => Rotation::AlreadySpent { session_id, rotated_at },
+                _ => Rotation::Invalid,
+            });
+        };
+        sqlx::query(
+            "insert into refresh_tokens (token_hash, session_id, created_at, expires_at) values ($1, $2, $3, $4)",
+        )
+        .bind(&next.hash)
+        .bind(&session_id)
+        .bind(next.now)
+        .bind(next.expires_at)
+        .execute(&mut *transaction)
+        .await?;
+        let user: UserRecord = sqlx::query_as(
+            "select u.id, u.public_id, u.name, u.password_hash, u.admin, u.created_at
+             from sessions s join users u on u.id = s.user_id where s.id = $1",
+        )
+        .bind(&session_id)
+        .fetch_one(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(Rotation::Rotated { session_id, user })
+    }
+
+    async fn session_of_refresh_token(&self, token_hash: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("select session_id from refresh_tokens where token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn revoke_session(&self, session_id: &str, now: i64, relevant_until: i64) -> Result<bool> {
+        let mut transaction = self.pool.begin().await?;
+        let ended = sqlx::query("update sessions set revoked_at = $1 where id = $2 and revoked_at is null")
+            .bind(now)
+            .bind(session_id)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        if ended == 0 {
+            transaction.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("insert into revocations (kind, subject, revoked_at, relevant_until) values ($1, $2, $3, $4)")
+            .bind(REVOKED_SESSION)
+            .bind(session_id)
+            .bind(now)
+            .bind(relevant_until)
+            .execute(&mut *transaction)
+            .await?;
+        purge_revocations(&mut transaction, now).await?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    async fn revoke_user_sessions(&self, user_id: i64, now: i64, relevant_until: i64) -> Result<u64> {
+        let mut transaction = self.pool.begin().await?;
+        let ended = end_sessions_of(&mut transaction, user_id, now, relevant_until).await?;
+        transaction.commit().await?;
+        Ok(ended)
+    }
+
+    async fn change_password(&self, user_id: i64, password_hash: &str, now: i64, relevant_until: i64) -> Result<u64> {
+        let mut transaction = self.pool.begin().await?;
+        let changed = sqlx::query("update users set password_hash = $1 where id = $2")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(Error::NotFound("no such user".into()));
+        }
+        let ended = end_sessions_of(&mut transaction, user_id, now, relevant_until).await?;
+        transaction.commit().await?;
+        Ok(ended)
+    }
+
+    async fn delete_user(&self, user_id: i64, now: i64, relevant_until: i64) -> Result<bool> {
+        let mut transaction = self.pool.begin().await?;
+        let recorded = sqlx::query(
+            "insert into revocations (kind, subject, revoked_at, relevant_until)
+             select $1, public_id, $2, $3 from users where id = $4",
+        )
+        .bind(DELETED_USER)
+        .bind(now)
+        .bind(relevant_until)
+        .bind(user_id)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if recorded == 0 {
+            transaction.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("delete from refresh_tokens where session_id in (select id from sessions where user_id = $1)")
+            .bind(user_id)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("delete from sessions where user_id = $1").bind(user_id).execute(&mut *transaction).await?;
+        sqlx::query("delete from users where id = $1").bind(user_id).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_revocations(&self, since: i64, after_id: i64, limit: u32) -> Result<Vec<RevocationRecord>> {
+        Ok(sqlx::query_as(
+            "select id, kind, subject, revoked_at, relevant_until from revocations
+             where revoked_at >= $1 and id > $2 order by id limit $3",
+        )
+        .bind(since)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -169,4 +357,42 @@ impl UserStore for PostgresUserStore {
 
 fn secs(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Records a revocation for each open session of a user, then ends them.
+async fn end_sessions_of(
+    transaction: &mut Transaction<'_, Postgres>,
+    user_id: i64,
+    now: i64,
+    relevant_until: i64,
+) -> Result<u64> {
+    sqlx::query(
+        "insert into revocations (kind, subject, revoked_at, relevant_until)
+         select $1, id, $2, $3 from sessions where user_id = $4 and revoked_at is null",
+    )
+    .bind(REVOKED_SESSION)
+    .bind(now)
+    .bind(relevant_until)
+    .bind(user_id)
+    .execute(&mut **transaction)
+    .await?;
+    let ended = sqlx::query("update sessions set revoked_at = $1 where user_id = $2 and revoked_at is null")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut **transaction)
+        .await?
+        .rows_affected();
+    purge_revocations(transaction, now).await?;
+    Ok(ended)
+}
+
+/// Forgets ended sessions whose last token has expired. Deleted users stay:
+/// a books replica that was down for long must still learn of them.
+async fn purge_revocations(transaction: &mut Transaction<'_, Postgres>, now: i64) -> Result<()> {
+    sqlx::query("delete from revocations where kind = $1 and relevant_until < $2")
+        .bind(REVOKED_SESSION)
+        .bind(now)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
 }

@@ -6,3 +6,4 @@
 mod abuse;
 mod auth;
 mod helpers;
+mod sessions;

@@ -93,6 +93,11 @@ impl BookStore for PostgresBookStore {
         Ok(result.rows_affected() > 0)
     }
 
+    async fn delete_books_of_owner(&self, owner_id: &str) -> Result<u64> {
+        let result = sqlx::query("delete from books where owner_id = $1").bind(owner_id).execute(&self.pool).await?;
+        Ok(result.rows_affected())
+    }
+
     async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
         Ok(sqlx::query_as(&format!("select {COLUMNS} from books where id > $1 order by id limit $2"))
             .bind(after_id)

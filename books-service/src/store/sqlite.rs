@@ -92,6 +92,11 @@ impl BookStore for SqliteBookStore {
         Ok(result.rows_affected() > 0)
     }
 
+    async fn delete_books_of_owner(&self, owner_id: &str) -> Result<u64> {
+        let result = sqlx::query("delete from books where owner_id = ?").bind(owner_id).execute(&self.pool).await?;
+        Ok(result.rows_affected())
+    }
+
     async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
         Ok(sqlx::query_as(&format!("select {COLUMNS} from books where id > ? order by id limit ?"))
             .bind(after_id)

@@ -37,14 +37,14 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
     let app = spawn_app().await;
     let token = app.user_token("alice").await;
     let real = app.real_signer();
-    let mut expired_claims = real.issue("someone", "someone", false).unwrap().claims;
+    let mut expired_claims = real.issue("someone", "someone", false, "some-session").unwrap().claims;
     expired_claims.exp = unix_now() - 3600;
-    let mut wrong_issuer = real.issue("someone", "someone", false).unwrap().claims;
+    let mut wrong_issuer = real.issue("someone", "someone", false, "some-session").unwrap().claims;
     wrong_issuer.iss = "evil-issuer".into();
     // Another key that claims the real key's id.
     let forger_key = SigningKey::generate();
     let forged = TokenSigner::new(&forger_key, default_policy(), Duration::from_secs(60)).unwrap();
-    let forged = forged.issue("someone", "someone", true).unwrap().token;
+    let forged = forged.issue("someone", "someone", true, "some-session").unwrap().token;
     let (_, forged_rest) = forged.split_once('.').unwrap();
     let real_header = token.split_once('.').unwrap().0;
     let forged_with_real_kid = format!("{real_header}.{forged_rest}");

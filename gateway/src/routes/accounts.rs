@@ -43,7 +43,7 @@ pub struct RegisterBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(examples(json!({"message": "registered successfully"})))]
 pub struct MessageBody {
-    message: &'static str,
+    pub message: &'static str,
 }
 
 /// Registers a user (never an admin).
@@ -73,15 +73,20 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(MessageBody { message: "registered successfully" })))
 }
 
+/// The tutorial's `{"token"}`, plus the token's type and lifetime and the
+/// session's refresh token (tutorial clients ignore what they do not know).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(examples(json!({"token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9...", "token_type": "Bearer", "expires_in": 2700})))]
+#[schema(examples(json!({"token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9...", "token_type": "Bearer", "expires_in": 2700,
+    "refresh_token": "3q2-7wAAAAD5dvsNJ2JbC0yZQm6dXn0O3k2TzbPaRUk"})))]
 pub struct TokenBody {
     /// An EdDSA-signed JWT, for `x-access-tokens` or `Authorization: Bearer`.
-    token: String,
+    pub token: String,
     /// Always `Bearer`.
-    token_type: String,
+    pub token_type: String,
     /// Seconds until the token expires.
-    expires_in: i64,
+    pub expires_in: i64,
+    /// Opaque and single-use: trade it at `POST /refresh` for a new pair.
+    pub refresh_token: String,
 }
 
 /// Logs a user in with HTTP Basic and returns a token.
@@ -123,6 +128,7 @@ pub async fn login(State(state): State<AppState>, call: Call, headers: HeaderMap
         token: response.access_token,
         token_type: response.token_type,
         expires_in: response.expires_in,
+        refresh_token: response.refresh_token,
     }))
 }
 
