@@ -114,13 +114,15 @@ impl Background {
         tokio::pin!(stop);
         let mut keys_fetched: Option<tokio::time::Instant> = None;
         loop {
-            if !self.keys.has_keys() || keys_fetched.is_none_or(|at| at.elapsed() >= self.jwks_refresh) {
-                match self.keys.refresh().await {
-                    Ok(()) => keys_fetched = Some(tokio::time::Instant::now()),
-                    Err(error) => tracing::warn!(%error, "signing key refresh failed"),
-                }
+            let keys_due = !self.keys.has_keys() || keys_fetched.is_none_or(|at| at.elapsed() >= self.jwks_refresh);
+            let keys = async { if keys_due { Some(self.keys.refresh().await) } else { None } };
+            let (keys, revocations) = tokio::join!(keys, self.revocations.refresh());
+            match keys {
+                Some(Ok(())) => keys_fetched = Some(tokio::time::Instant::now()),
+                Some(Err(error)) => tracing::warn!(%error, "signing key refresh failed"),
+                None => {}
             }
-            if let Err(error) = self.revocations.refresh().await {
+            if let Err(error) = revocations {
                 let stale_for_secs = self.revocations.staleness().map(|stale| stale.as_secs());
                 tracing::warn!(%error, ?stale_for_secs, "revocation list refresh failed: serving with the last one");
             }

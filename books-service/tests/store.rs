@@ -38,6 +38,16 @@ async fn updates_change_only_the_fields_set(store: Arc<dyn BookStore>) {
     assert_eq!((updated.created_at, updated.updated_at), (NOW, NOW + 5));
 }
 
+async fn deleting_an_owners_books_leaves_the_others_and_may_be_repeated(store: Arc<dyn BookStore>) {
+    for owner in ["gone", "gone", "kept"] {
+        store.create_book(owner, book("Dune", "Herbert", 1), NOW).await.unwrap();
+    }
+    assert_eq!(store.delete_books_of_owner("gone").await.unwrap(), 2);
+    assert_eq!(store.delete_books_of_owner("gone").await.unwrap(), 0);
+    assert!(store.list_books("gone", 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.list_books("kept", 0, 10).await.unwrap().len(), 1);
+}
+
 async fn deleted_ids_are_never_reused(store: Arc<dyn BookStore>) {
     let first = store.create_book("alice", book("One", "A", 1), NOW).await.unwrap().id;
     assert!(store.delete_book("alice", id(first)).await.unwrap());
@@ -114,4 +124,5 @@ book_store_contract!(
     updates_change_only_the_fields_set,
     deleted_ids_are_never_reused,
     keyset_pages_stay_correct_under_concurrent_writes,
+    deleting_an_owners_books_leaves_the_others_and_may_be_repeated,
 );

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
-use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
+use bookstore_proto::auth::v1::{LoginRequest, LoginResponse, RegisterRequest};
 use bookstore_proto::books::v1::CreateBookRequest;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use bookstore_tokens::{SigningKey, TokenPolicy, TokenSigner};
@@ -13,6 +13,9 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
+
+/// How often the test books-service polls the revocation feed.
+pub const REVOCATION_REFRESH_SECS: u64 = 1;
 
 /// A running service and the means to stop it.
 pub struct Running {
@@ -78,6 +81,7 @@ pub async fn start_books(dir: &TempDir, auth_addr: SocketAddr) -> Running {
     settings.auth_url = format!("http://{auth_addr}");
     // Tests rotate keys on purpose: refetch on every unknown key id.
     settings.jwks_min_refetch_secs = 0;
+    settings.revocation_refresh_secs = REVOCATION_REFRESH_SECS;
     let app = books_service::App::build(&settings).await.unwrap();
     let addr = app.local_addr();
     let (stop, stopped) = stop_pair();
@@ -109,11 +113,16 @@ pub async fn spawn_app() -> TestApp {
 impl TestApp {
     /// Registers a user (a unique name from `prefix`) and logs in.
     pub async fn user_token(&self, prefix: &str) -> String {
+        self.user_login(prefix).await.access_token
+    }
+
+    /// Registers a user (a unique name from `prefix`) and logs in: the
+    /// whole answer, refresh token included.
+    pub async fn user_login(&self, prefix: &str) -> LoginResponse {
         let name = format!("{prefix}-{}", uuid_suffix());
-        let password = "correct horse battery".to_owned();
         let mut auth = self.auth_client.clone();
-        auth.register(RegisterRequest { name: name.clone(), password: password.clone() }).await.unwrap();
-        auth.login(LoginRequest { name, password }).await.unwrap().into_inner().access_token
+        auth.register(RegisterRequest { name: name.clone(), password: PASSWORD.to_owned() }).await.unwrap();
+        auth.login(LoginRequest { name, password: PASSWORD.to_owned() }).await.unwrap().into_inner()
     }
 
     /// Creates a book and returns its id.
@@ -134,6 +143,9 @@ impl TestApp {
         self.dir.path().join("signing-key.pem")
     }
 }
+
+/// The password of every test user.
+pub const PASSWORD: &str = "correct horse battery";
 
 pub fn default_policy() -> TokenPolicy {
     TokenPolicy { issuer: "bookstore-auth".into(), audience: "bookstore".into() }

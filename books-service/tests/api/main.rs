@@ -5,4 +5,5 @@
 
 mod books;
 mod helpers;
+mod sessions;
 mod tokens;

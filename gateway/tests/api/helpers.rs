@@ -13,6 +13,9 @@ use tokio::task::JoinHandle;
 /// A password every test user can have (auth-service wants at least 8 bytes).
 pub const PASSWORD: &str = "correct horse battery";
 
+/// How often the test books-service polls auth-service's revocation feed.
+pub const REVOCATION_REFRESH_SECS: u64 = 1;
+
 /// A running service and the means to stop it.
 pub struct Running {
     pub addr: SocketAddr,
@@ -91,6 +94,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Settings)) -> T
     books_settings.auth_url = format!("http://{}", auth.addr);
     books_settings.issuer = auth_settings.issuer.clone();
     books_settings.audience = auth_settings.audience.clone();
+    books_settings.revocation_refresh_secs = REVOCATION_REFRESH_SECS;
     let books = start_books(&books_settings).await;
     books_settings.listen_addr = books.addr;
 

@@ -11,4 +11,5 @@ mod cors;
 mod helpers;
 mod openapi;
 mod service;
+mod sessions;
 mod users;
