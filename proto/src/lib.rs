@@ -178,6 +178,7 @@ pub mod idempotency {
                 "/bookstore.books.v1.BooksService/ListBooks",
                 "/bookstore.auth.v1.AuthService/GetJwks",
                 "/bookstore.auth.v1.AuthService/Login",
+                "/bookstore.auth.v1.AuthService/ListRevocations",
                 "/grpc.health.v1.Health/Check",
             ] {
                 assert!(is_side_effect_free(read), "{read}");
@@ -187,6 +188,10 @@ pub mod idempotency {
                 "/bookstore.books.v1.BooksService/UpdateBook",
                 "/bookstore.books.v1.BooksService/DeleteBook",
                 "/bookstore.auth.v1.AuthService/Register",
+                "/bookstore.auth.v1.AuthService/Refresh",
+                "/bookstore.auth.v1.AuthService/Logout",
+                "/bookstore.auth.v1.AuthService/ChangePassword",
+                "/bookstore.auth.v1.AuthService/DeleteAccount",
             ] {
                 assert!(!is_side_effect_free(write), "{write}");
             }
