@@ -71,13 +71,14 @@ pub struct LogoutBody {
 /// and/or of the refresh token in the optional JSON body.
 ///
 /// The access token stops working on books within the revocation refresh
-/// delay (`BOOKS_REVOCATION_REFRESH_SECS`, 5 s by default).
+/// delay (`BOOKS_REVOCATION_REFRESH_SECS`, 5 s by default). A client whose
+/// access token has expired may send no token and only the refresh token.
 #[utoipa::path(
     post,
     path = "/logout",
     tag = "accounts",
     request_body(content = Option<LogoutBody>, description = "Optional: a refresh token to end too"),
-    security((), ("bearer" = []), ("x-access-tokens" = [])),
+    security(("bearer" = []), ("x-access-tokens" = [])),
     responses(
         (status = OK, description = "Logged out", body = MessageBody, example = json!({"message": "logged out"})),
         (status = BAD_REQUEST, description = "A malformed JSON body", body = ErrorBody),
