@@ -19,9 +19,9 @@
 # then writes bench/results/*.json(l) and raw tool output, and renders
 # bench/results/tables.md and docs/bench/*.svg (bench/report.py, matplotlib in
 # a venv under ${TMPDIR:-/tmp}).
-# Environment: BENCH_DURATION (measured seconds per run, default 5),
+# Environment: BENCH_DURATION (measured whole seconds per run, default 5),
 # BENCH_WARMUP (default 1), BENCH_CONCURRENCY (default "1 4 16 64"),
-# FLASK_SEED (default ../shared/peers/flask-seed, or /work/shared/peers/flask-seed),
+# BENCH_PROFILE (default release), FLASK_SEED (default ../shared/peers/flask-seed, or /work/shared/peers/flask-seed),
 # BENCH_SKIP_FLASK=1. Service variables (AUTH_*, BOOKS_*, GATEWAY_*, e.g.
 # BOOKS_TOKEN_CACHE_CAPACITY) are passed on to the stack.
 # Needs wrk, h2load, sqlite3, python3, taskset. Ports 15000-15080.
@@ -31,14 +31,20 @@ ROOT="$PWD"
 DUR="${BENCH_DURATION:-5}"
 WARM="${BENCH_WARMUP:-1}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1 4 16 64}"
+WARM_H2="$(awk -v s="$WARM" 'BEGIN { printf "%dms", s * 1000 }')"   # h2load takes no fractions
 for tool in wrk h2load sqlite3 python3 taskset curl; do
   command -v "$tool" >/dev/null || { echo "run-all.sh needs $tool" >&2; exit 2; }
 done
 STARTED=$(date +%s)
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-cargo build --release -q -p bookstore -p bookstore-bench
-BIN="$CARGO_TARGET_DIR/release"
+# BENCH_PROFILE=dev only to try this script quickly: the figures need release.
+PROFILE="${BENCH_PROFILE:-release}"
+# Built one at a time: together, cargo would unify their dependencies' features
+# and rebuild the whole stack for the generator's sake.
+cargo build --profile "$PROFILE" -q -p bookstore
+cargo build --profile "$PROFILE" -q -p bookstore-bench
+BIN="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 BENCH="$BIN/bookstore-bench"
 RESULTS="$ROOT/bench/results"
 RAW="$RESULTS/raw"
@@ -46,6 +52,11 @@ rm -rf "$RESULTS"
 mkdir -p "$RAW" "$ROOT/docs/bench"
 WORK="$(mktemp -d)"
 export RUST_LOG=warn
+# One client hammering Login is what auth-service's per-address rate limit and
+# per-name failed-login delay exist to stop; a load test turns them off (0)
+# unless told otherwise.
+export AUTH_CLIENT_RATE_PER_MINUTE="${AUTH_CLIENT_RATE_PER_MINUTE:-0}"
+export AUTH_LOGIN_FREE_ATTEMPTS="${AUTH_LOGIN_FREE_ATTEMPTS:-0}"
 
 AUTH=127.0.0.1:15051 BOOKS=127.0.0.1:15052 GATEWAY=127.0.0.1:15000
 ECHO_HTTP=127.0.0.1:15060 ECHO_GRPC=127.0.0.1:15061 FLASK=127.0.0.1:15080
@@ -70,7 +81,7 @@ wait_port() { # port
 log() { echo "[$(($(date +%s) - STARTED))s] $*" >&2; }
 
 # Machine, commit and settings.
-python3 - "$DUR" "$WARM" "$CONCURRENCY" >"$RESULTS/machine.json" <<'EOF'
+python3 - "$DUR" "$WARM" "$CONCURRENCY" "$PROFILE" >"$RESULTS/machine.json" <<'EOF'
 import json, os, platform, subprocess, sys
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
@@ -80,7 +91,7 @@ print(json.dumps({
     "kernel": platform.release(), "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
     "commit": run("git", "rev-parse", "--short", "HEAD"), "rustc": run("rustc", "--version"),
     "wrk": run("sh", "-c", "wrk -v 2>&1 | head -1"), "h2load": run("sh", "-c", "h2load --version | head -1"),
-    "duration_s": float(sys.argv[1]), "warmup_s": float(sys.argv[2]), "concurrency": sys.argv[3].split(),
+    "duration_s": float(sys.argv[1]), "warmup_s": float(sys.argv[2]), "concurrency": sys.argv[3].split(), "profile": sys.argv[4],
     "env": {k: v for k, v in os.environ.items() if k.startswith(("AUTH_", "BOOKS_", "GATEWAY_"))},
 }))
 EOF
@@ -106,7 +117,7 @@ for c in $CONCURRENCY; do
   bench_run "$RESULTS/scenarios.jsonl" --scenario echo-http -c "$c" --rss-of "echo-http=$ECHO_HTTP_PID"
 done
 wrk -t1 -c16 -d"${DUR}s" --latency "http://$ECHO_HTTP/" >"$RAW/wrk-echo-http.txt"
-h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM" -H 'content-type: application/grpc' -H 'te: trailers' \
+h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM_H2" -H 'content-type: application/grpc' -H 'te: trailers' \
   -d "$WORK/echo.grpc" "http://$ECHO_GRPC/bench.echo.v1.EchoService/Echo" >"$RAW/h2load-echo-grpc.txt"
 
 # Services as the launcher's subcommands, with their flags (so the
@@ -165,10 +176,10 @@ done
 log "stack: wrk, h2load"
 wrk -t1 -c16 -d"${DUR}s" --latency -s bench/books.lua "http://$GATEWAY/books" >"$RAW/wrk-gateway-books.txt"
 wrk -t1 -c16 -d"${DUR}s" --latency -s bench/login.lua "http://$GATEWAY/login" >"$RAW/wrk-gateway-login.txt"
-h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM" -H 'content-type: application/grpc' -H 'te: trailers' \
+h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM_H2" -H 'content-type: application/grpc' -H 'te: trailers' \
   -H "authorization: Bearer $TOKEN" -d "$WORK/list-books-20.grpc" \
   "http://$BOOKS/bookstore.books.v1.BooksService/ListBooks" >"$RAW/h2load-books-list.txt"
-h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM" -H 'content-type: application/grpc' -H 'te: trailers' \
+h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM_H2" -H 'content-type: application/grpc' -H 'te: trailers' \
   -d "$WORK/validate-token.grpc" "http://$AUTH/bookstore.auth.v1.AuthService/ValidateToken" >"$RAW/h2load-validate-token.txt"
 
 log "stack: login storm, login timing"
@@ -185,7 +196,7 @@ RSS=(--rss-of "auth-service=$AUTH_PID" --rss-of "books-service=$BOOKS_PID" --rss
 for scenario in grpc-list-books rest-list-books; do
   bench_run "$RESULTS/token-cache-off.jsonl" --scenario "$scenario" -c 16 --label token-cache-off "${RSS[@]}"
 done
-h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM" -H 'content-type: application/grpc' -H 'te: trailers' \
+h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM_H2" -H 'content-type: application/grpc' -H 'te: trailers' \
   -H "authorization: Bearer $TOKEN" -d "$WORK/list-books-20.grpc" \
   "http://$BOOKS/bookstore.books.v1.BooksService/ListBooks" >"$RAW/h2load-books-list-token-cache-off.txt"
 wrk -t1 -c16 -d"${DUR}s" --latency -s bench/books.lua "http://$GATEWAY/books" >"$RAW/wrk-gateway-books-token-cache-off.txt"
@@ -199,7 +210,7 @@ if [ "$(nproc)" -ge 2 ]; then
   taskset -c 1 "$BIN/echo-http" 127.0.0.1:15070 2>/dev/null & PIN_ECHO_HTTP=$!; PIDS+=("$!")
   wait_for "http://127.0.0.1:15070/"; wait_port 15071
   PINNED=(taskset -c 0 "$BENCH" run --json --duration "$DUR" --warmup "$WARM" --label pinned
-    --echo-grpc http://127.0.0.1:15071 --echo-http http://127.0.0.1:15070)
+    --echo-grpc-url http://127.0.0.1:15071 --echo-http-url http://127.0.0.1:15070)
   for scenario in grpc-list-books rest-list-books validate-token; do
     "${PINNED[@]}" --scenario "$scenario" -c 16 "${RSS[@]}" >>"$RESULTS/pinned.jsonl"
   done
@@ -208,10 +219,10 @@ if [ "$(nproc)" -ge 2 ]; then
   "${PINNED[@]}" --scenario echo-http -c 16 --rss-of "echo-http=$PIN_ECHO_HTTP" >>"$RESULTS/pinned.jsonl"
   taskset -c 0 wrk -t1 -c16 -d"${DUR}s" --latency -s bench/books.lua "http://$GATEWAY/books" >"$RAW/wrk-gateway-books-pinned.txt"
   taskset -c 0 wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:15070/" >"$RAW/wrk-echo-http-pinned.txt"
-  taskset -c 0 h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM" -H 'content-type: application/grpc' -H 'te: trailers' \
+  taskset -c 0 h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM_H2" -H 'content-type: application/grpc' -H 'te: trailers' \
     -H "authorization: Bearer $TOKEN" -d "$WORK/list-books-20.grpc" \
     "http://$BOOKS/bookstore.books.v1.BooksService/ListBooks" >"$RAW/h2load-books-list-pinned.txt"
-  taskset -c 0 h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM" -H 'content-type: application/grpc' -H 'te: trailers' \
+  taskset -c 0 h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM_H2" -H 'content-type: application/grpc' -H 'te: trailers' \
     -d "$WORK/echo.grpc" "http://127.0.0.1:15071/bench.echo.v1.EchoService/Echo" >"$RAW/h2load-echo-grpc-pinned.txt"
   stop "$PIN_ECHO_GRPC" "$PIN_ECHO_HTTP"
   stop_stack
@@ -229,7 +240,7 @@ OWNER=$(public_id "$BIG")
 SMALL_OWNER=$(public_id "$SMALL")
 seed_started=$(date +%s.%N)
 sqlite3 "$DATA/books.db" <<EOF
-pragma busy_timeout = 30000;
+.timeout 30000
 begin;
 with recursive n(i) as (select 1 union all select i + 1 from n where i < 1000000)
 insert into books (owner_id, name, author, publisher, book_prize, created_at, updated_at)
@@ -268,7 +279,7 @@ if [ "${BENCH_SKIP_FLASK:-0}" != 1 ]; then
   VENV="${TMPDIR:-/tmp}/flask-seed-venv" RUN_DIR="$WORK/flask" bash "$FLASK_SEED/run.sh" "${FLASK##*:}" gunicorn \
     >"$WORK/flask.log" 2>&1 & FLASK_PID=$!; PIDS+=("$!")
   for _ in $(seq 1 600); do curl -s -o /dev/null "http://$FLASK/books" && break; sleep 0.2; done
-  BASE="http://$FLASK" RUNS=1 DUR="${DUR}s"
+  BASE="http://$FLASK"
   . bench/lib.sh
   make_user_with_20_books >/dev/null
   wrk -t1 -c16 -d"${DUR}s" --latency -s bench/books.lua "http://$FLASK/books" >"$RAW/wrk-flask-books.txt"

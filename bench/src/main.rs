@@ -73,19 +73,19 @@ enum Command {
 struct Targets {
     /// auth-service (gRPC).
     #[arg(long, env = "BENCH_AUTH_URL", default_value = "http://127.0.0.1:15051")]
-    auth: String,
+    auth_url: String,
     /// books-service (gRPC).
     #[arg(long, env = "BENCH_BOOKS_URL", default_value = "http://127.0.0.1:15052")]
-    books: String,
+    books_url: String,
     /// The REST gateway.
     #[arg(long, env = "BENCH_GATEWAY_URL", default_value = "http://127.0.0.1:15000")]
-    gateway: String,
+    gateway_url: String,
     /// The `echo-grpc` reference.
     #[arg(long, env = "BENCH_ECHO_GRPC_URL", default_value = "http://127.0.0.1:15061")]
-    echo_grpc: String,
+    echo_grpc_url: String,
     /// The `echo-http` reference.
     #[arg(long, env = "BENCH_ECHO_HTTP_URL", default_value = "http://127.0.0.1:15060")]
-    echo_http: String,
+    echo_http_url: String,
 }
 
 /// The user the scenarios act as; registered on first use.
@@ -255,9 +255,9 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
 impl Worker {
     fn new(shared: Arc<Shared>) -> anyhow::Result<Self> {
         Ok(Self {
-            auth: AuthServiceClient::new(lazy_channel(&shared.targets.auth)?),
-            books: BooksServiceClient::new(lazy_channel(&shared.targets.books)?),
-            echo: EchoServiceClient::new(lazy_channel(&shared.targets.echo_grpc)?),
+            auth: AuthServiceClient::new(lazy_channel(&shared.targets.auth_url)?),
+            books: BooksServiceClient::new(lazy_channel(&shared.targets.books_url)?),
+            echo: EchoServiceClient::new(lazy_channel(&shared.targets.echo_grpc_url)?),
             http: http_client()?,
             shared,
         })
@@ -285,7 +285,7 @@ impl Worker {
                 }
             }
             Op::RestList => {
-                let url = format!("{}/books{}", shared.targets.gateway, shared.list_query);
+                let url = format!("{}/books{}", shared.targets.gateway_url, shared.list_query);
                 let response = self.http.get(url).header("x-access-tokens", &shared.token).send().await;
                 http_outcome(response).await?;
             }
@@ -298,7 +298,7 @@ impl Worker {
                 let json = serde_json::json!({
                     "name": body.name, "Author": body.author, "Publisher": body.publisher, "book_prize": body.book_prize,
                 });
-                let url = format!("{}/book", shared.targets.gateway);
+                let url = format!("{}/book", shared.targets.gateway_url);
                 let response = self.http.post(url).header("x-access-tokens", &shared.token).json(&json).send().await;
                 http_outcome(response).await?;
             }
@@ -315,7 +315,7 @@ impl Worker {
                 self.echo.echo(EchoRequest { message: "hello".into() }).await.map_err(|status| status_text(&status))?;
             }
             Op::EchoHttp => {
-                let response = self.http.get(format!("{}/", shared.targets.echo_http)).send().await;
+                let response = self.http.get(format!("{}/", shared.targets.echo_http_url)).send().await;
                 http_outcome(response).await?;
             }
         }
@@ -437,7 +437,7 @@ fn merge(outcomes: Vec<WorkerOutcome>, duration: f64) -> GroupReport {
 /// Registers the account (AlreadyExists is fine), logs in, and tops its
 /// books up to `account.books`.
 async fn prepare_account(targets: &Targets, account: &Account) -> anyhow::Result<(String, String)> {
-    let mut auth = AuthServiceClient::new(lazy_channel(&targets.auth)?);
+    let mut auth = AuthServiceClient::new(lazy_channel(&targets.auth_url)?);
     let registered =
         auth.register(RegisterRequest { name: account.user.clone(), password: account.password.clone() }).await;
     match registered {
@@ -457,7 +457,7 @@ async fn prepare_account(targets: &Targets, account: &Account) -> anyhow::Result
         .map_err(|status| anyhow::anyhow!("the new token does not validate: {}", status_text(&status)))?
         .into_inner();
     let bearer: AsciiMetadataValue = MetadataValue::try_from(format!("Bearer {token}"))?;
-    let mut books = BooksServiceClient::new(lazy_channel(&targets.books)?);
+    let mut books = BooksServiceClient::new(lazy_channel(&targets.books_url)?);
     let wanted = account.books.min(bookstore_proto::pagination::MAX_PAGE_SIZE);
     let mut request =
         tonic::Request::new(ListBooksRequest { page_size: i32::try_from(wanted)?, page_token: String::new() });
@@ -589,7 +589,7 @@ struct LoginTimingReport {
 
 async fn login_timing(args: LoginTimingArgs) -> anyhow::Result<()> {
     prepare_account(&args.targets, &Account { books: 0, ..args.account.clone() }).await?;
-    let mut auth = AuthServiceClient::new(lazy_channel(&args.targets.auth)?);
+    let mut auth = AuthServiceClient::new(lazy_channel(&args.targets.auth_url)?);
     let mut unknown = new_histogram();
     let mut wrong = new_histogram();
     let mut unexpected = 0;
@@ -680,6 +680,12 @@ async fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn the_mixed_workload_has_its_documented_shares() {
