@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bookstore_proto::pagination;
+use bookstore_runtime::Metrics;
+use bookstore_runtime::metrics::TokenFailures;
 use bookstore_tokens::{CLOCK_SKEW_LEEWAY, Claims, IssuedToken, PublicJwk, TokenSigner, TokenVerifier};
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
@@ -67,6 +69,7 @@ pub struct Accounts {
     jwks: Vec<PublicJwk>,
     login_throttle: LoginThrottle,
     sessions: SessionPolicy,
+    token_failures: TokenFailures,
 }
 
 /// One page of users.
@@ -85,7 +88,16 @@ impl Accounts {
         jwks: Vec<PublicJwk>,
         sessions: SessionPolicy,
     ) -> Self {
-        Self { store, hasher, signer, verifier, jwks, login_throttle: LoginThrottle::DEFAULT, sessions }
+        Self {
+            store,
+            hasher,
+            signer,
+            verifier,
+            jwks,
+            login_throttle: LoginThrottle::DEFAULT,
+            sessions,
+            token_failures: TokenFailures::default(),
+        }
     }
 
     /// Slows down repeated failed logins per user name as `throttle` says.
@@ -93,6 +105,15 @@ impl Accounts {
     pub fn with_login_throttle(mut self, throttle: LoginThrottle) -> Self {
         self.login_throttle = throttle;
         self
+    }
+
+    /// Exposes the password hashing queue, the refused tokens and the
+    /// database pool in `metrics`.
+    pub fn register_metrics(&self, metrics: &Metrics) {
+        self.hasher.register_metrics(metrics);
+        self.token_failures.register(metrics);
+        let store = Arc::clone(&self.store);
+        metrics.register_pool(move || store.pool_usage());
     }
 
     /// Creates a user; only the admin commands pass `admin: true`.
@@ -348,7 +369,10 @@ impl Accounts {
 
     /// Verifies a token's signature, issuer, audience and expiry only.
     fn validate_signature(&self, token: &str) -> Result<Claims> {
-        self.verifier.verify(token).map_err(|error| Error::Unauthenticated(error.to_string()))
+        self.verifier.verify(token).map_err(|error| {
+            self.token_failures.record(error.reason());
+            Error::Unauthenticated(error.to_string())
+        })
     }
 
     /// The public keys that verify this service's tokens.

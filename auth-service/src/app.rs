@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bookstore_proto::auth::v1::auth_service_server::AuthServiceServer;
-use bookstore_runtime::ServerLimits;
+use bookstore_runtime::{Metrics, ServerLimits};
 use bookstore_tokens::{TokenPolicy, TokenSigner, TokenVerifier};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -25,6 +25,8 @@ pub struct App {
     routes: Routes,
     accounts: Accounts,
     limits: ServerLimits,
+    metrics: Metrics,
+    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -41,7 +43,15 @@ impl App {
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
-        Ok(Self { listener, routes, accounts, limits })
+        let metrics = Metrics::new();
+        accounts.register_metrics(&metrics);
+        let metrics_listener = bookstore_runtime::metrics::bind_metrics(settings.metrics_addr).await?;
+        Ok(Self { listener, routes, accounts, limits, metrics, metrics_listener })
+    }
+
+    /// The address `/metrics` is served on, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -52,7 +62,15 @@ impl App {
     /// closes the database.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "auth-service listening");
-        let served = bookstore_runtime::serve(self.listener, self.routes, self.limits, shutdown).await;
+        let served = bookstore_runtime::serve(
+            self.listener,
+            self.routes,
+            self.limits,
+            &self.metrics,
+            self.metrics_listener,
+            shutdown,
+        )
+        .await;
         self.accounts.close().await;
         tracing::info!("auth-service stopped");
         Ok(served?)

@@ -16,6 +16,11 @@ pub struct Settings {
     #[arg(long, env = "AUTH_LISTEN_ADDR", default_value = "127.0.0.1:50051")]
     pub listen_addr: SocketAddr,
 
+    /// Address of the HTTP admin listener serving Prometheus metrics on
+    /// `/metrics` (e.g. `0.0.0.0:9101`); none when unset.
+    #[arg(long, env = "AUTH_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Database URL: `sqlite://PATH` (the file and its directory are created)
     /// or `postgres://USER@HOST/DB` (the database must exist).
     #[arg(long, env = "AUTH_DATABASE_URL", default_value = "sqlite://data/auth.db", hide_env_values = true)]
@@ -163,6 +168,7 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("listen_addr", &self.listen_addr)
+            .field("metrics_addr", &self.metrics_addr)
             .field("database_url", &bookstore_runtime::redact_password(&self.database_url))
             .field("signing_key_file", &self.signing_key_file)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))

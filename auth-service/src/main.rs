@@ -34,6 +34,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // A command prints its result; its logs only on trouble.
     bookstore_runtime::init_tracing(if cli.command.is_some() { "warn" } else { "info" });
+    let outcome = run(cli).await;
+    bookstore_runtime::shutdown_tracing();
+    outcome
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(command) = cli.command {
         return command.run(&cli.settings).await;
     }

@@ -14,6 +14,8 @@ use anyhow::Context as _;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use bookstore_runtime::Metrics;
+use bookstore_runtime::metrics::Gauge;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::Password;
@@ -40,6 +42,10 @@ pub struct PasswordHasher {
     /// A hash of a random password: verified against when the user does not
     /// exist, so an unknown name costs what a wrong password costs.
     dummy_hash: Arc<str>,
+    /// Hashes waiting for a thread (in the queue or for a place in it).
+    waiting: Gauge,
+    /// Hashes being computed.
+    in_flight: Gauge,
 }
 
 impl PasswordHasher {
@@ -65,11 +71,23 @@ impl PasswordHasher {
                 })
                 .context("cannot start a password hashing thread")?;
         }
-        let mut hasher = Self { argon2, jobs, dummy_hash: Arc::from("") };
+        let mut hasher =
+            Self { argon2, jobs, dummy_hash: Arc::from(""), waiting: Gauge::default(), in_flight: Gauge::default() };
         let dummy =
             Password::parse_attempt(uuid::Uuid::new_v4().to_string()).map_err(|error| anyhow::anyhow!("{error}"))?;
         hasher.dummy_hash = hasher.hash(dummy).await.map_err(|error| anyhow::anyhow!("dummy hash: {error}"))?.into();
         Ok(hasher)
+    }
+
+    /// Exposes `auth_password_hash_queue_depth` and
+    /// `auth_password_hashes_in_flight` in `metrics`.
+    pub fn register_metrics(&self, metrics: &Metrics) {
+        metrics.register(
+            "auth_password_hash_queue_depth",
+            "Password hashes waiting for a hashing thread",
+            self.waiting.clone(),
+        );
+        metrics.register("auth_password_hashes_in_flight", "Password hashes being computed", self.in_flight.clone());
     }
 
     /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) of a new password.
@@ -104,18 +122,31 @@ impl PasswordHasher {
     async fn run<T: Send + 'static>(&self, work: impl FnOnce(&mut [Block]) -> T + Send + 'static) -> Result<T> {
         let (done, result) = oneshot::channel();
         let span = tracing::Span::current();
+        let (waiting, in_flight) = (self.waiting.clone(), self.in_flight.clone());
         let job: Job = Box::new(move |memory| {
+            waiting.dec();
+            in_flight.inc();
+            let outcome = span.in_scope(|| work(memory));
+            in_flight.dec();
             // The caller may have gone (request cancelled): nothing to tell.
-            let _ = done.send(span.in_scope(|| work(memory)));
+            let _ = done.send(outcome);
         });
-        self.jobs.send_timeout(job, QUEUE_TIMEOUT).await.map_err(|error| match error {
-            mpsc::error::SendTimeoutError::Timeout(_) => {
-                Error::ResourceExhausted("too many password checks in progress, retry later".into())
-            }
-            mpsc::error::SendTimeoutError::Closed(_) => {
-                Error::Internal(anyhow::anyhow!("password hashing threads are gone"))
-            }
-        })?;
+        self.waiting.inc();
+        self.jobs
+            .send_timeout(job, QUEUE_TIMEOUT)
+            .await
+            // The job never reached a thread.
+            .inspect_err(|_| {
+                self.waiting.dec();
+            })
+            .map_err(|error| match error {
+                mpsc::error::SendTimeoutError::Timeout(_) => {
+                    Error::ResourceExhausted("too many password checks in progress, retry later".into())
+                }
+                mpsc::error::SendTimeoutError::Closed(_) => {
+                    Error::Internal(anyhow::anyhow!("password hashing threads are gone"))
+                }
+            })?;
         result.await.map_err(|_| Error::Internal(anyhow::anyhow!("a password hashing thread panicked")))
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_server::{BooksServiceServer, SERVICE_NAME};
 use bookstore_replicas::Replicas;
-use bookstore_runtime::{HealthReporter, ServerLimits};
+use bookstore_runtime::{HealthReporter, Metrics, ServerLimits};
 use bookstore_tokens::TokenPolicy;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -32,6 +32,8 @@ pub struct App {
     store: Arc<dyn BookStore>,
     background: Background,
     limits: ServerLimits,
+    metrics: Metrics,
+    metrics_listener: Option<TcpListener>,
 }
 
 /// What the background task keeps up to date, and how often.
@@ -81,7 +83,17 @@ impl App {
             jwks_refresh: Duration::from_secs(settings.jwks_refresh_secs.max(1)),
             revocation_refresh: Duration::from_secs(settings.revocation_refresh_secs.max(1)),
         };
-        Ok(Self { listener, routes, store, background, limits })
+        let metrics = Metrics::new();
+        background.keys.failures().register(&metrics);
+        let pool = store.clone();
+        metrics.register_pool(move || pool.pool_usage());
+        let metrics_listener = bookstore_runtime::metrics::bind_metrics(settings.metrics_addr).await?;
+        Ok(Self { listener, routes, store, background, limits, metrics, metrics_listener })
+    }
+
+    /// The address `/metrics` is served on, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -96,7 +108,15 @@ impl App {
         let refresher = tokio::spawn(self.background.run(async {
             let _ = refresh_stopped.await;
         }));
-        let served = bookstore_runtime::serve(self.listener, self.routes, self.limits, shutdown).await;
+        let served = bookstore_runtime::serve(
+            self.listener,
+            self.routes,
+            self.limits,
+            &self.metrics,
+            self.metrics_listener,
+            shutdown,
+        )
+        .await;
         drop(stop_refresh);
         let _ = refresher.await;
         self.store.close().await;

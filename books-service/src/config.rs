@@ -12,6 +12,11 @@ pub struct Settings {
     #[arg(long, env = "BOOKS_LISTEN_ADDR", default_value = "127.0.0.1:50052")]
     pub listen_addr: SocketAddr,
 
+    /// Address of the HTTP admin listener serving Prometheus metrics on
+    /// `/metrics` (e.g. `0.0.0.0:9102`); none when unset.
+    #[arg(long, env = "BOOKS_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Database URL: `sqlite://PATH` (the file and its directory are created)
     /// or `postgres://USER@HOST/DB` (the database must exist).
     #[arg(long, env = "BOOKS_DATABASE_URL", default_value = "sqlite://data/books.db", hide_env_values = true)]
@@ -89,6 +94,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("listen_addr", &self.listen_addr)
+            .field("metrics_addr", &self.metrics_addr)
             .field("database_url", &bookstore_runtime::redact_password(&self.database_url))
             .field("auth_url", &self.auth_url)
             .field("issuer", &self.issuer)

@@ -94,7 +94,10 @@ where
                     Ok(claims) => revocations.check(&claims).await.map(|()| claims),
                     Err(error) => Err(error),
                 },
-                Err(missing) => Err(Error::Unauthenticated(missing.to_string())),
+                Err(missing) => {
+                    keys.failures().record("missing");
+                    Err(Error::Unauthenticated(missing.to_string()))
+                }
             };
             match verified {
                 Ok(claims) => {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bookstore_proto::auth::v1::GetJwksRequest;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_replicas::Replicas;
+use bookstore_runtime::metrics::TokenFailures;
 use bookstore_tokens::{CLOCK_SKEW_LEEWAY, Claims, PublicJwk, TokenError, TokenPolicy, TokenVerifier};
 use tokio::sync::Mutex;
 
@@ -43,6 +44,7 @@ struct Inner {
     min_refetch_interval: Duration,
     /// Verified tokens and their claims; `None` when disabled.
     verified: Option<quick_cache::sync::Cache<String, Arc<Claims>>>,
+    failures: TokenFailures,
 }
 
 impl JwksCache {
@@ -61,6 +63,7 @@ impl JwksCache {
                 last_fetch: Mutex::new(None),
                 min_refetch_interval,
                 verified: (token_cache_capacity > 0).then(|| quick_cache::sync::Cache::new(token_cache_capacity)),
+                failures: TokenFailures::default(),
             }),
         }
     }
@@ -95,16 +98,27 @@ impl JwksCache {
         if let Some(verifier) = self.current() {
             match verifier.verify(token) {
                 Err(TokenError::UnknownKey(_)) => {}
-                outcome => return outcome.map_err(|error| unauthenticated(&error)),
+                outcome => return outcome.map_err(|error| self.unauthenticated(&error)),
             }
         }
         self.refresh_if_due().await;
-        let verifier = self.current().ok_or_else(|| {
-            Error::Unavailable(
+        let Some(verifier) = self.current() else {
+            self.inner.failures.record("keys_unavailable");
+            return Err(Error::Unavailable(
                 "cannot verify tokens yet: the signing keys could not be fetched from auth-service".into(),
-            )
-        })?;
-        verifier.verify(token).map_err(|error| unauthenticated(&error))
+            ));
+        };
+        verifier.verify(token).map_err(|error| self.unauthenticated(&error))
+    }
+
+    /// The count of refused tokens, by reason.
+    pub fn failures(&self) -> &TokenFailures {
+        &self.inner.failures
+    }
+
+    fn unauthenticated(&self, error: &TokenError) -> Error {
+        self.inner.failures.record(error.reason());
+        Error::Unauthenticated(error.to_string())
     }
 
     /// Fetches the keys now, whatever the rate limit. For the periodic
@@ -187,8 +201,4 @@ impl JwksCache {
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
-}
-
-fn unauthenticated(error: &TokenError) -> Error {
-    Error::Unauthenticated(error.to_string())
 }

@@ -15,6 +15,12 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     bookstore_runtime::init_tracing("info");
-    let app = App::build(&cli.settings).await?;
+    let outcome = run(&cli.settings).await;
+    bookstore_runtime::shutdown_tracing();
+    outcome
+}
+
+async fn run(settings: &Settings) -> anyhow::Result<()> {
+    let app = App::build(settings).await?;
     app.run_until_stopped(bookstore_runtime::shutdown_signal()).await
 }

@@ -50,6 +50,8 @@ pub trait BookStore: Send + Sync + 'static {
     async fn count_books(&self) -> Result<i64>;
     /// Closes the connections, waiting for those in use.
     async fn close(&self);
+    /// How the connection pool is used right now, for metrics.
+    fn pool_usage(&self) -> bookstore_runtime::metrics::PoolUsage;
 }
 
 /// Opens (and migrates) the store a database URL names.

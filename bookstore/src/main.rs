@@ -56,6 +56,15 @@ struct Cli {
     #[arg(long, env = "BOOKSTORE_BOOKS_ADDR", default_value = "127.0.0.1:50052")]
     books_addr: SocketAddr,
 
+    /// Address of auth-service's Prometheus `/metrics` (HTTP); port 0 picks a free port.
+    #[arg(long, env = "BOOKSTORE_AUTH_METRICS_ADDR", default_value = "127.0.0.1:9101")]
+    auth_metrics_addr: SocketAddr,
+
+    /// Address of books-service's Prometheus `/metrics` (HTTP); the
+    /// gateway's are on its own address, at `/metrics`.
+    #[arg(long, env = "BOOKSTORE_BOOKS_METRICS_ADDR", default_value = "127.0.0.1:9102")]
+    books_metrics_addr: SocketAddr,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -146,6 +155,7 @@ impl Cli {
                 settings.verification_key_files.push(path);
             }
         }
+        settings.metrics_addr = Some(self.auth_metrics_addr);
         Ok(settings)
     }
 
@@ -160,6 +170,12 @@ async fn main() -> anyhow::Result<()> {
     // One-shot commands print their result; their logs only on trouble.
     let one_shot = matches!(&cli.command, Some(Command::Admin(_) | Command::Migrate(_) | Command::CopyData(_)));
     bookstore_runtime::init_tracing(if one_shot { "warn" } else { "info" });
+    let outcome = run(&cli).await;
+    bookstore_runtime::shutdown_tracing();
+    outcome
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<()> {
     let auth_settings = cli.auth_settings()?;
     match &cli.command {
         Some(Command::Admin(command)) => return command.run(&auth_settings).await,
@@ -188,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
     let auth = auth_service::App::build(&auth_settings).await?;
     let mut books_settings = books_service::Settings::from_env()?;
     books_settings.listen_addr = cli.books_addr;
+    books_settings.metrics_addr = Some(cli.books_metrics_addr);
     books_settings.database_url = cli.books_database_url();
     books_settings.auth_url = format!("http://{}", auth.local_addr());
     books_settings.issuer.clone_from(&auth_settings.issuer);
@@ -203,6 +220,14 @@ async fn main() -> anyhow::Result<()> {
     println!("  REST gateway   http://{}", gateway.local_addr());
     println!("  auth-service   {} (gRPC)", auth.local_addr());
     println!("  books-service  {} (gRPC)", books.local_addr());
+    let metrics =
+        |addr: Option<SocketAddr>| addr.map_or_else(|| "-".to_owned(), |addr| format!("http://{addr}/metrics"));
+    println!(
+        "  metrics        http://{}/metrics, {}, {}",
+        gateway.local_addr(),
+        metrics(auth.metrics_addr()),
+        metrics(books.metrics_addr())
+    );
     println!("Stop with Ctrl-C.");
 
     // A signal stops the gateway first, so requests it is serving can still

@@ -7,13 +7,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::serve::ListenerExt as _;
-use bookstore_runtime::REQUEST_ID_HEADER;
+use bookstore_runtime::metrics::HttpMetrics;
+use bookstore_runtime::{Metrics, REQUEST_ID_HEADER};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -50,7 +51,9 @@ impl App {
         let upstreams = Upstreams::connect_lazy(settings)?;
         let state = AppState { upstreams, default_page_size: settings.default_page_size };
         let cors = settings.cors_origins()?.map(cors_layer);
-        let router = with_middleware(routes::router(state), settings, cors);
+        let metrics = Metrics::new();
+        let router =
+            with_middleware(routes::router(state), settings, cors, HttpMetrics::new(&metrics)).merge(metrics.router());
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
@@ -81,10 +84,10 @@ impl App {
     }
 }
 
-/// Request ids, one log line per request, CORS (when configured), the
-/// whole-request timeout, load shedding, and the header and body limits,
-/// around every route and the fallbacks.
-fn with_middleware(router: Router, settings: &Settings, cors: Option<CorsLayer>) -> Router {
+/// Request ids, one log line and one metrics sample per request, CORS (when
+/// configured), the whole-request timeout, load shedding, and the header and
+/// body limits, around every route and the fallbacks.
+fn with_middleware(router: Router, settings: &Settings, cors: Option<CorsLayer>, metrics: HttpMetrics) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let request_timeout = settings.upstream_timeout() + REQUEST_TIMEOUT_SLACK;
     router.layer(
@@ -98,6 +101,7 @@ fn with_middleware(router: Router, settings: &Settings, cors: Option<CorsLayer>)
                     .on_response(log_response)
                     .on_failure(()),
             )
+            .layer(axum::middleware::from_fn_with_state(metrics, record_metrics))
             .layer(PropagateRequestIdLayer::new(request_id))
             // Answers preflights itself, before the timeout and the routes.
             .option_layer(cors)
@@ -134,11 +138,31 @@ fn cors_layer(origins: CorsOrigins) -> CorsLayer {
         .max_age(CORS_MAX_AGE)
 }
 
-/// The span of one request. Headers other than the request id stay out of
-/// it: they carry tokens and passwords.
+/// The span of one request, continuing the caller's `traceparent` if there
+/// is one. Headers other than the request id stay out of it: they carry
+/// tokens and passwords.
 fn request_span(request: &Request) -> Span {
     let request_id = request.headers().get(REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).unwrap_or("-");
-    tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+    let span = tracing::info_span!(
+        "http",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+    );
+    bookstore_runtime::telemetry::continue_trace(&span, request.headers());
+    span
+}
+
+/// Counts a request by method, route template and status.
+async fn record_metrics(State(metrics): State<HttpMetrics>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    // The template (`/books/{book_id}`), so ids do not make new series.
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let response = next.run(request).await;
+    metrics.record(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 fn log_response(response: &Response, latency: Duration, _span: &Span) {

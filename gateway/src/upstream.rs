@@ -115,6 +115,8 @@ pub struct Call {
     /// An `X-Forwarded-For` the client sent is not passed on: the gateway
     /// is the edge.
     client: Option<AsciiMetadataValue>,
+    /// `traceparent` (and `tracestate`): the callee continues this trace.
+    trace_context: Vec<(&'static str, AsciiMetadataValue)>,
     authorization: Option<AsciiMetadataValue>,
     timeout: Duration,
 }
@@ -127,6 +129,9 @@ impl Call {
         let metadata = request.metadata_mut();
         if let Some(request_id) = &self.request_id {
             metadata.insert(REQUEST_ID_HEADER, request_id.clone());
+        }
+        for (key, value) in &self.trace_context {
+            metadata.insert(*key, value.clone());
         }
         if let Some(authorization) = &self.authorization {
             metadata.insert("authorization", authorization.clone());
@@ -152,7 +157,12 @@ impl FromRequestParts<AppState> for Call {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .and_then(|ConnectInfo(peer)| AsciiMetadataValue::try_from(peer.ip().to_string()).ok());
-        Ok(Self { request_id, client, authorization: None, timeout: state.upstreams.timeout })
+        // Extractors run inside the request's span.
+        let trace_context = bookstore_runtime::telemetry::current_trace_headers()
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, AsciiMetadataValue::try_from(value).ok()?)))
+            .collect();
+        Ok(Self { request_id, client, trace_context, authorization: None, timeout: state.upstreams.timeout })
     }
 }
 

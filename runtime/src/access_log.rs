@@ -1,4 +1,5 @@
-//! One log line per gRPC request, inside a span that carries the request id.
+//! One log line and one metrics sample per gRPC request, inside a span
+//! that carries the request id and continues the caller's trace.
 
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -7,27 +8,40 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 
+use crate::metrics::GrpcMetrics;
+
 /// The metadata key that carries a request id from the gateway (or any
 /// client) into a service's logs.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Wraps a service in [`AccessLog`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AccessLogLayer;
+#[derive(Debug, Clone)]
+pub struct AccessLogLayer {
+    metrics: GrpcMetrics,
+}
+
+impl AccessLogLayer {
+    #[must_use]
+    pub fn new(metrics: GrpcMetrics) -> Self {
+        Self { metrics }
+    }
+}
 
 impl<S> Layer<S> for AccessLogLayer {
     type Service = AccessLog<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AccessLog { inner }
+        AccessLog { inner, metrics: self.metrics.clone() }
     }
 }
 
-/// Runs each request in a `grpc` span (method, request id) and logs its
-/// gRPC status and latency when the response headers are ready.
+/// Runs each request in a `grpc` span (method, request id, trace id; a
+/// child of the caller's `traceparent`), logs its gRPC status and latency
+/// when the response headers are ready, and counts it in [`GrpcMetrics`].
 #[derive(Debug, Clone)]
 pub struct AccessLog<S> {
     inner: S,
+    metrics: GrpcMetrics,
 }
 
 impl<S, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for AccessLog<S>
@@ -50,13 +64,22 @@ where
             .get(REQUEST_ID_HEADER)
             .and_then(|value| value.to_str().ok())
             .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-        let span = tracing::info_span!("grpc", method = %request.uri().path(), request_id = %request_id);
+        let path = request.uri().path().to_owned();
+        let span = tracing::info_span!(
+            "grpc",
+            method = %path,
+            request_id = %request_id,
+            trace_id = tracing::field::Empty,
+        );
+        crate::telemetry::continue_trace(&span, request.headers());
         let started = Instant::now();
         let response = span.in_scope(|| self.inner.call(request));
+        let metrics = self.metrics.clone();
         Box::pin(
             async move {
                 let result = response.await;
-                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                let latency = started.elapsed();
+                let latency_ms = latency.as_secs_f64() * 1000.0;
                 match &result {
                     Ok(response) => {
                         // Errors are sent trailers-only, so their grpc-status is
@@ -65,9 +88,13 @@ where
                             .headers()
                             .get("grpc-status")
                             .map_or(tonic::Code::Ok, |value| tonic::Code::from_bytes(value.as_bytes()));
+                        metrics.record(&path, code, latency);
                         tracing::info!(status = ?code, latency_ms, "request finished");
                     }
-                    Err(error) => tracing::error!(%error, latency_ms, "request failed"),
+                    Err(error) => {
+                        metrics.record(&path, tonic::Code::Internal, latency);
+                        tracing::error!(%error, latency_ms, "request failed");
+                    }
                 }
                 result
             }

@@ -1,36 +1,26 @@
 //! What every Bookstore gRPC service does around its own API: structured
-//! logs with one line per request, the standard health and reflection
-//! services, serving on a bound listener, and shutdown on SIGINT/SIGTERM.
+//! logs with one line per request, metrics, trace propagation, the standard
+//! health and reflection services, serving (gRPC and grpc-web) on a bound
+//! listener, and shutdown on SIGINT/SIGTERM.
 
 mod access_log;
 pub mod database;
 mod limits;
+pub mod metrics;
+pub mod telemetry;
 
 use std::future::Future;
-use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
 
 pub use access_log::{AccessLog, AccessLogLayer, REQUEST_ID_HEADER};
 pub use limits::{RETRY_AFTER, ServerLimits, ShedLoad, ShedLoadLayer};
+pub use metrics::Metrics;
+pub use telemetry::{init_tracing, shutdown_tracing};
 pub use tonic_health::server::HealthReporter;
-
-/// Installs the global `tracing` subscriber: human-readable lines on stderr,
-/// filtered by `RUST_LOG` or else by `default_filter` (e.g. `"info"`).
-/// Calling it again (tests, the all-in-one launcher) is harmless.
-pub fn init_tracing(default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _already_set = tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()))
-        .try_init();
-}
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
@@ -85,14 +75,27 @@ pub fn standard_routes(service: &str) -> Result<(Routes, HealthReporter), tonic_
 /// then lets in-flight requests finish. Each request may run for
 /// `limits.request_timeout`; past `limits.max_concurrent_requests` in
 /// progress, requests are refused at once. (Message sizes are set on each
-/// API's server, where tonic applies them.)
+/// API's server, where tonic applies them.) gRPC over HTTP/2, and grpc-web
+/// (`application/grpc-web`, `application/grpc-web-text`) over HTTP/1.1 or
+/// HTTP/2 for browsers; every request is logged and counted in `metrics`,
+/// which `metrics_listener` (the admin port), if any, serves on `/metrics`
+/// as long as the service runs.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     limits: ServerLimits,
+    metrics: &Metrics,
+    metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_server = metrics_listener.map(|listener| {
+        let stopped = async {
+            let _ = metrics_stopped.await;
+        };
+        tokio::spawn(metrics.clone().serve(listener, stopped))
+    });
+    let served = tonic::transport::Server::builder()
         // Detect dead peers (a load balancer that went away, a killed client).
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -100,13 +103,27 @@ pub async fn serve(
         // Headers carry a token and a request id: 16 KiB is plenty (and
         // hyper's default, made explicit).
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
-        .layer(AccessLogLayer)
+        // grpc-web clients (browsers) speak HTTP/1.1.
+        .accept_http1(true)
+        // Outermost: grpc-web requests are translated to gRPC before the
+        // access log sees them.
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(AccessLogLayer::new(metrics::GrpcMetrics::new(metrics)))
         .layer(ShedLoadLayer::new(limits.max_concurrent_requests))
         .add_routes(routes)
         // Small unary responses must not wait for Nagle's algorithm (a
         // 40 ms stall against delayed ACKs).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
-        .await
+        .await;
+    drop(stop_metrics);
+    if let Some(server) = metrics_server {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(error = format!("{error:#}"), "metrics server failed"),
+            Err(error) => tracing::error!(%error, "metrics server panicked"),
+        }
+    }
+    served
 }
 
 /// Largest header block (metadata) a gRPC request may carry.

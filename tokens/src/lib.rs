@@ -63,6 +63,21 @@ pub enum TokenError {
     Invalid(String),
 }
 
+impl TokenError {
+    /// A short, fixed name of the reason, for metrics labels.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::UnknownKey(_) => "unknown_key",
+            Self::Expired => "expired",
+            Self::BadSignature => "bad_signature",
+            Self::WrongAlgorithm => "wrong_algorithm",
+            Self::Invalid(_) => "invalid",
+        }
+    }
+}
+
 impl From<jsonwebtoken::errors::Error> for TokenError {
     fn from(error: jsonwebtoken::errors::Error) -> Self {
         match error.kind() {

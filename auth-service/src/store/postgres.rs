@@ -4,6 +4,7 @@
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use bookstore_runtime::metrics::PoolUsage;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::{
@@ -352,6 +353,10 @@ impl UserStore for PostgresUserStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        PoolUsage::of(&self.pool)
     }
 }
 

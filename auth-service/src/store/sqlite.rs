@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use bookstore_runtime::metrics::PoolUsage;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::{
@@ -341,6 +342,10 @@ impl UserStore for SqliteUserStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        PoolUsage::of(&self.pool)
     }
 }
 

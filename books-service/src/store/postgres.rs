@@ -4,6 +4,7 @@
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use bookstore_runtime::metrics::PoolUsage;
 use sqlx::PgPool;
 
 use super::{BookRecord, BookStore};
@@ -139,5 +140,9 @@ impl BookStore for PostgresBookStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        PoolUsage::of(&self.pool)
     }
 }

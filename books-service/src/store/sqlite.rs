@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use bookstore_runtime::metrics::PoolUsage;
 use sqlx::SqlitePool;
 
 use super::{BookRecord, BookStore};
@@ -134,5 +135,9 @@ impl BookStore for SqliteBookStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        PoolUsage::of(&self.pool)
     }
 }

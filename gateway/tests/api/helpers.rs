@@ -19,6 +19,8 @@ pub const REVOCATION_REFRESH_SECS: u64 = 1;
 /// A running service and the means to stop it.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the service serves `/metrics`.
+    pub metrics: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -32,7 +34,7 @@ impl Running {
         let task = tokio::spawn(run(Box::pin(async {
             let _ = stopped.await;
         })));
-        Self { addr, stop: Some(stop), task: Some(task) }
+        Self { addr, metrics: None, stop: Some(stop), task: Some(task) }
     }
 
     /// Shuts the service down gracefully and waits until it has stopped
@@ -86,6 +88,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Settings)) -> T
     auth_settings.signing_key_file = dir.path().join("signing-key.pem");
     auth_settings.signing_key = None;
     auth_settings.max_concurrent_hashes = 4;
+    auth_settings.metrics_addr = Some(any_port);
     let auth = start_auth(&auth_settings).await;
 
     let mut books_settings = books_service::Settings::from_env().unwrap();
@@ -95,6 +98,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Settings)) -> T
     books_settings.issuer = auth_settings.issuer.clone();
     books_settings.audience = auth_settings.audience.clone();
     books_settings.revocation_refresh_secs = REVOCATION_REFRESH_SECS;
+    books_settings.metrics_addr = Some(any_port);
     let books = start_books(&books_settings).await;
     books_settings.listen_addr = books.addr;
 
@@ -120,12 +124,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Settings)) -> T
 
 async fn start_auth(settings: &auth_service::Settings) -> Running {
     let app = auth_service::App::build(settings).await.unwrap();
-    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
+    let metrics = app.metrics_addr();
+    Running { metrics, ..Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped)) }
 }
 
 async fn start_books(settings: &books_service::Settings) -> Running {
     let app = books_service::App::build(settings).await.unwrap();
-    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
+    let metrics = app.metrics_addr();
+    Running { metrics, ..Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped)) }
 }
 
 /// A book body with the tutorial's field names.

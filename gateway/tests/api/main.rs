@@ -12,4 +12,5 @@ mod helpers;
 mod openapi;
 mod service;
 mod sessions;
+mod telemetry;
 mod users;

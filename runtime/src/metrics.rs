@@ -1,0 +1,291 @@
+//! Prometheus metrics: one [`Metrics`] registry per service (so the
+//! all-in-one launcher and the tests keep each service's series apart),
+//! served as OpenMetrics text on `GET /metrics`.
+//!
+//! Components own their metric handles (cheap clones sharing one value) and
+//! register them with the service's registry when the service is built.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+pub use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Metric, Registry, Unit};
+use tokio::net::TcpListener;
+
+/// The content type of the OpenMetrics text format.
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A service's metrics. Clones share the registry.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    registry: Mutex<Registry>,
+    /// Run before each scrape: gauges of values that are read, not counted
+    /// (connection pool usage).
+    samplers: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a metric under `name` (counters get `_total` appended).
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.inner.registry.lock().unwrap_or_else(PoisonError::into_inner).register(name, help, metric);
+    }
+
+    /// Adds a metric measured in seconds (`_seconds` is appended to `name`).
+    pub fn register_seconds(&self, name: &str, help: &str, metric: impl Metric) {
+        self.inner.registry.lock().unwrap_or_else(PoisonError::into_inner).register_with_unit(
+            name,
+            help,
+            Unit::Seconds,
+            metric,
+        );
+    }
+
+    /// Connection pool gauges of a database, read at each scrape:
+    /// `db_pool_connections{state="idle"|"in_use"}` and `db_pool_max_connections`.
+    pub fn register_pool(&self, usage: impl Fn() -> PoolUsage + Send + Sync + 'static) {
+        let connections = Family::<StateLabel, Gauge>::default();
+        let max = Gauge::<i64>::default();
+        self.register("db_pool_connections", "Open database connections, by state", connections.clone());
+        self.register("db_pool_max_connections", "Most database connections the pool opens", max.clone());
+        let sampler = move || {
+            let PoolUsage { size, idle, max_size } = usage();
+            let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+            connections.get_or_create(&StateLabel { state: "idle" }).set(idle);
+            connections.get_or_create(&StateLabel { state: "in_use" }).set(i64::from(size).saturating_sub(idle));
+            max.set(i64::from(max_size));
+        };
+        self.inner.samplers.lock().unwrap_or_else(PoisonError::into_inner).push(Box::new(sampler));
+    }
+
+    /// Every metric in the OpenMetrics text format, as Prometheus scrapes it.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        for sample in self.inner.samplers.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            sample();
+        }
+        let mut text = String::new();
+        let registry = self.inner.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+            tracing::error!(%error, "cannot encode the metrics");
+        }
+        text
+    }
+
+    /// `GET /metrics`, to merge into an HTTP router or to serve alone.
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        let metrics = self.clone();
+        Router::new().route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (StatusCode::OK, [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], metrics.encode())
+                        .into_response()
+                }
+            }),
+        )
+    }
+
+    /// Serves `GET /metrics` on `listener` (a service's admin port) until
+    /// `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = listener.local_addr().context("the metrics listener has no address")?;
+        tracing::info!(%addr, "metrics listening");
+        axum::serve(listener, self.router::<()>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the metrics HTTP server failed")
+    }
+}
+
+/// Binds the metrics listener of a service when an address is configured.
+pub async fn bind_metrics(addr: Option<std::net::SocketAddr>) -> anyhow::Result<Option<TcpListener>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?;
+    Ok(Some(listener))
+}
+
+/// How a connection pool is used right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Open connections, idle or in use.
+    pub size: u32,
+    pub idle: usize,
+    pub max_size: u32,
+}
+
+impl PoolUsage {
+    /// The usage of an sqlx pool.
+    #[must_use]
+    pub fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Self {
+        Self { size: pool.size(), idle: pool.num_idle(), max_size: pool.options().get_max_connections() }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+/// Latency buckets from 0.5 ms to about 33 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_5, 2.0, 17))
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrpcLabels {
+    service: String,
+    method: String,
+    code: String,
+}
+
+/// `grpc_server_requests_total` and `grpc_server_request_duration_seconds`
+/// by service, method and gRPC status code; recorded by the access log layer.
+#[derive(Debug, Clone)]
+pub struct GrpcMetrics {
+    requests: Family<GrpcLabels, Counter>,
+    durations: Family<GrpcLabels, Histogram, fn() -> Histogram>,
+}
+
+impl GrpcMetrics {
+    /// Creates the series and registers them with `metrics`.
+    #[must_use]
+    pub fn new(metrics: &Metrics) -> Self {
+        let this = Self {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+        };
+        metrics.register("grpc_server_requests", "gRPC requests answered", this.requests.clone());
+        metrics.register_seconds("grpc_server_request_duration", "gRPC request latency", this.durations.clone());
+        this
+    }
+
+    /// Records one answered request; `path` is `/package.Service/Method`.
+    pub fn record(&self, path: &str, code: tonic::Code, latency: Duration) {
+        let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or(("", path));
+        let labels = GrpcLabels { service: service.to_owned(), method: method.to_owned(), code: format!("{code:?}") };
+        self.requests.get_or_create(&labels).inc();
+        self.durations.get_or_create(&labels).observe(latency.as_secs_f64());
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+/// `http_server_requests_total` and `http_server_request_duration_seconds`
+/// by method, route template (`/books/{book_id}`, never the raw path) and
+/// HTTP status.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    requests: Family<HttpLabels, Counter>,
+    durations: Family<HttpLabels, Histogram, fn() -> Histogram>,
+}
+
+impl HttpMetrics {
+    /// Creates the series and registers them with `metrics`.
+    #[must_use]
+    pub fn new(metrics: &Metrics) -> Self {
+        let this = Self {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+        };
+        metrics.register("http_server_requests", "HTTP requests answered", this.requests.clone());
+        metrics.register_seconds("http_server_request_duration", "HTTP request latency", this.durations.clone());
+        this
+    }
+
+    /// Records one answered request.
+    pub fn record(&self, method: &str, route: &str, status: u16, latency: Duration) {
+        let labels = HttpLabels { method: method.to_owned(), route: route.to_owned(), status };
+        self.requests.get_or_create(&labels).inc();
+        self.durations.get_or_create(&labels).observe(latency.as_secs_f64());
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// `token_verification_failures_total` by reason (`missing`, `malformed`,
+/// `expired`, `bad_signature`, `unknown_key`, `wrong_algorithm`, `invalid`,
+/// `keys_unavailable`). Counts from creation; [`TokenFailures::register`]
+/// exposes them.
+#[derive(Debug, Clone, Default)]
+pub struct TokenFailures {
+    failures: Family<ReasonLabel, Counter>,
+}
+
+impl TokenFailures {
+    pub fn register(&self, metrics: &Metrics) {
+        metrics.register("token_verification_failures", "Tokens refused, by reason", self.failures.clone());
+    }
+
+    pub fn record(&self, reason: &'static str) {
+        self.failures.get_or_create(&ReasonLabel { reason }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_requests_are_counted_by_service_method_and_code() {
+        let metrics = Metrics::new();
+        let grpc = GrpcMetrics::new(&metrics);
+        grpc.record("/bookstore.books.v1.BooksService/GetBook", tonic::Code::NotFound, Duration::from_millis(3));
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                r#"grpc_server_requests_total{service="bookstore.books.v1.BooksService",method="GetBook",code="NotFound"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE grpc_server_request_duration_seconds histogram"), "{text}");
+    }
+
+    #[test]
+    fn pool_gauges_are_sampled_at_each_scrape() {
+        let metrics = Metrics::new();
+        metrics.register_pool(|| PoolUsage { size: 5, idle: 2, max_size: 8 });
+        let text = metrics.encode();
+        assert!(text.contains(r#"db_pool_connections{state="idle"} 2"#), "{text}");
+        assert!(text.contains(r#"db_pool_connections{state="in_use"} 3"#), "{text}");
+        assert!(text.contains("db_pool_max_connections 8"), "{text}");
+    }
+}
