@@ -23,7 +23,8 @@ static TRACER_PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
 /// Installs the global `tracing` subscriber: lines on stderr, human-readable
 /// or, with `LOG_FORMAT=json`, one JSON object per line (with the fields of
-/// the request span: `request_id`, `trace_id`), filtered by `RUST_LOG` or
+/// the enclosing spans, so a request's lines carry `request_id` and
+/// `trace_id`), filtered by `RUST_LOG` or
 /// else by `default_filter` (e.g. `"info"`). Every span also gets an
 /// OpenTelemetry trace context; spans are exported over OTLP/HTTP (protobuf)
 /// when `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
@@ -36,7 +37,9 @@ pub fn init_tracing(default_filter: &str) {
     let format = std::env::var(LOG_FORMAT_VAR).unwrap_or_default();
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = if format.eq_ignore_ascii_case("json") {
-        fmt.json().with_current_span(true).with_span_list(false).boxed()
+        // `span`: the innermost span; `spans`: all of them, outermost (the
+        // request's, with `request_id` and `trace_id`) first.
+        fmt.json().with_current_span(true).with_span_list(true).boxed()
     } else {
         fmt.with_ansi(std::io::stderr().is_terminal()).boxed()
     };
