@@ -157,7 +157,9 @@ impl Injector for TraceHeaders {
             "tracestate" => "tracestate",
             _ => return,
         };
-        self.0.push((key, value));
+        if !value.is_empty() {
+            self.0.push((key, value));
+        }
     }
 }
 
