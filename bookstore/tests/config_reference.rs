@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
 const README: &str = include_str!("../../README.md");
 /// Read by the binaries without being a flag.
-const NOT_FLAGS: [&str; 2] = ["BOOKSTORE_ADMIN_PASSWORD", "RUST_LOG"];
+const NOT_FLAGS: [&str; 4] = ["BOOKSTORE_ADMIN_PASSWORD", "RUST_LOG", "LOG_FORMAT", "OTEL_*"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Setting {

@@ -47,6 +47,8 @@ async fn every_service_counts_its_requests_by_route_or_method_and_status_on_metr
     assert_eq!(missing.send().await.unwrap().status(), StatusCode::NOT_FOUND);
     let garbage = app.http.get(format!("{}/books", app.base_url)).header("x-access-tokens", "garbage");
     assert_eq!(garbage.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let unknown = app.http.get(format!("{}/no/such/route/{id}", app.base_url)).send().await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     let gateway = scrape(&app, format!("{}/metrics", app.base_url)).await;
     let books = scrape(&app, format!("http://{}/metrics", app.books.metrics.unwrap())).await;
     let auth = scrape(&app, format!("http://{}/metrics", app.auth.metrics.unwrap())).await;
@@ -62,6 +64,7 @@ async fn every_service_counts_its_requests_by_route_or_method_and_status_on_metr
     assert_eq!(http("GET", "/books/{book_id}", 404), Some(1.0), "{gateway}");
     assert_eq!(http("GET", "/books", 401), Some(1.0), "{gateway}");
     assert_eq!(http("POST", "/login", 200), Some(1.0), "{gateway}");
+    assert_eq!(http("GET", "unmatched", 404), Some(1.0), "{gateway}");
     assert!(
         gateway.contains(r#"http_server_request_duration_seconds_bucket{le="#)
             || gateway.contains("http_server_request_duration_seconds_count{"),
