@@ -31,7 +31,7 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
 const README: &str = include_str!("../../README.md");
-const PORTS: [u16; 3] = [5000, 50051, 50052];
+const PORTS: [u16; 5] = [5000, 50051, 50052, 9101, 9102];
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 const DONE: &str = "__README_TEST_DONE__";
 
@@ -174,13 +174,13 @@ impl Drop for Stack {
     }
 }
 
-/// The all-in-one on its default ports in `dir`; its first five lines.
+/// The all-in-one on its default ports in `dir`; its start-up lines.
 fn start_stack(dir: &Path) -> (Stack, Vec<String>) {
     for port in PORTS {
         if let Err(error) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             panic!(
                 "port {port} is not free ({error}): the README test runs the stack on the README's ports \
-                 5000, 50051 and 50052. Stop whatever listens there (`ss -ltnp 'sport = :{port}'` shows it) \
+                 5000, 50051, 50052, 9101 and 9102. Stop whatever listens there (`ss -ltnp 'sport = :{port}'` shows it) \
                  and run the test again"
             );
         }
@@ -191,7 +191,8 @@ fn start_stack(dir: &Path) -> (Stack, Vec<String>) {
     let mut child = command.current_dir(dir).stdout(Stdio::piped()).stderr(log).spawn().unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let mut lines = Vec::new();
-    for line in stdout.lines().take(5) {
+    // All of them: the launcher stops if its stdout closes while it prints.
+    for line in stdout.lines().take(6) {
         lines.push(line.unwrap());
     }
     (Stack(child), lines)
