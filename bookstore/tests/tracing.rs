@@ -215,7 +215,7 @@ async fn a_traceparent_sent_to_the_gateway_continues_through_both_services() {
     let auth_lines = processes[0].log_lines();
     let nested = auth_lines
         .iter()
-        .find(|line| line["fields"]["message"] == "token issued")
+        .find(|line| line["fields"]["message"] == "session started")
         .unwrap_or_else(|| panic!("no login line in {auth_lines:#?}"));
     assert_eq!(nested["spans"][0]["name"], "grpc", "{nested}");
     assert!(nested["spans"][0]["request_id"].is_string(), "{nested}");
