@@ -1,11 +1,13 @@
 //! auth-service settings, from flags or environment variables.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bookstore_runtime::ServerLimits;
+
+use crate::throttle::TrustedProxy;
 
 use clap::ArgAction;
 
@@ -101,11 +103,11 @@ pub struct Settings {
     #[arg(long, env = "AUTH_CLIENT_BURST", default_value_t = 30)]
     pub client_burst: u32,
 
-    /// Peers whose `x-forwarded-for` metadata names the real client address
-    /// (the gateway). Calls from other peers are limited by their own
-    /// address, whatever they claim.
+    /// Peers (addresses or CIDR blocks) whose `x-forwarded-for` metadata
+    /// names the real client address: the gateways. Calls from other peers
+    /// are limited by their own address, whatever they claim. `none`: no proxy is trusted.
     #[arg(long, env = "AUTH_TRUSTED_PROXIES", value_delimiter = ',', default_value = "127.0.0.1,::1")]
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<TrustedProxy>,
 
     /// Failed logins for one user name before each further attempt must
     /// wait (a growing delay); 0 turns the per-name throttle off.

@@ -1,7 +1,5 @@
 //! `bookstore.auth.v1.AuthService` over [`Accounts`]: decode, call, encode.
 
-use std::net::IpAddr;
-
 use bookstore_proto::auth::v1::auth_service_server::AuthService;
 use bookstore_proto::auth::v1::revocation::Subject;
 use bookstore_proto::auth::v1::{
@@ -16,13 +14,13 @@ use tonic::{Request, Response, Status};
 use crate::accounts::Accounts;
 use crate::error::Error;
 use crate::store::{DELETED_USER, RevocationRecord, UserRecord};
-use crate::throttle::{ClientRateLimiter, client_address};
+use crate::throttle::{ClientRateLimiter, TrustedProxy, client_address};
 
 /// The gRPC face of [`Accounts`].
 pub struct AuthGrpc {
     accounts: Accounts,
     /// Register and Login calls per client address.
-    client_limit: Option<(ClientRateLimiter, Vec<IpAddr>)>,
+    client_limit: Option<(ClientRateLimiter, Vec<TrustedProxy>)>,
 }
 
 impl AuthGrpc {
@@ -33,7 +31,7 @@ impl AuthGrpc {
     /// Limits Register and Login per client address; the client of a call
     /// from one of `trusted_proxies` is the one its `x-forwarded-for` names.
     #[must_use]
-    pub fn with_client_limit(mut self, limiter: ClientRateLimiter, trusted_proxies: Vec<IpAddr>) -> Self {
+    pub fn with_client_limit(mut self, limiter: ClientRateLimiter, trusted_proxies: Vec<TrustedProxy>) -> Self {
         self.client_limit = Some((limiter, trusted_proxies));
         self
     }

@@ -85,12 +85,65 @@ fn bucket_key(client: IpAddr) -> IpAddr {
     }
 }
 
+/// An address or a block of addresses (`10.0.0.0/8`, `fd00::/8`) whose
+/// `x-forwarded-for` is believed; `none` is no address at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy {
+    /// `None` for `none`.
+    network: Option<IpAddr>,
+    prefix: u8,
+}
+
+impl TrustedProxy {
+    /// Whether `address` is in this block.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let Some(network) = self.network else { return false };
+        let address = match address {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+            IpAddr::V4(_) => address,
+        };
+        match (network, address) {
+            (IpAddr::V4(network), IpAddr::V4(address)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(network) & mask == u32::from(address) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(address)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(network) & mask == u128::from(address) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for TrustedProxy {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        if text.trim() == "none" {
+            return Ok(Self { network: None, prefix: 0 });
+        }
+        let (address, prefix) = text.trim().split_once('/').map_or((text.trim(), None), |(a, p)| (a, Some(p)));
+        let network: IpAddr = address.parse().map_err(|_| format!("{text:?} is not an IP address or CIDR block"))?;
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {bits}"))?,
+        };
+        Ok(Self { network: Some(network), prefix })
+    }
+}
+
 /// The client's address: the peer's, or, when the peer is a trusted proxy
 /// that sent `x-forwarded-for`, the last address there (the one the proxy
 /// itself saw; earlier ones are the client's own claims).
-pub fn client_address<T>(request: &tonic::Request<T>, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
+pub fn client_address<T>(request: &tonic::Request<T>, trusted_proxies: &[TrustedProxy]) -> Option<IpAddr> {
     let peer = request.remote_addr()?.ip();
-    if !trusted_proxies.contains(&peer) {
+    if !trusted_proxies.iter().any(|proxy| proxy.contains(peer)) {
         return Some(peer);
     }
     let forwarded = request
@@ -179,7 +232,7 @@ mod tests {
 
     #[test]
     fn the_forwarded_address_counts_only_from_a_trusted_proxy() {
-        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let proxy: TrustedProxy = "127.0.0.0/8".parse().unwrap();
         let mut request = tonic::Request::new(());
         request.metadata_mut().insert(FORWARDED_FOR, "10.9.9.9, 198.51.100.4".parse().unwrap());
         request.extensions_mut().insert(tonic::transport::server::TcpConnectInfo {
@@ -187,6 +240,21 @@ mod tests {
             remote_addr: Some("127.0.0.1:4000".parse().unwrap()),
         });
         assert_eq!(client_address(&request, &[proxy]), Some("198.51.100.4".parse().unwrap()));
-        assert_eq!(client_address(&request, &[]), Some(proxy));
+        assert_eq!(client_address(&request, &[]), Some("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        let block: TrustedProxy = "10.0.0.0/8".parse().unwrap();
+        assert!(block.contains("10.200.3.4".parse().unwrap()));
+        assert!(block.contains("::ffff:10.1.1.1".parse().unwrap()));
+        assert!(!block.contains("11.0.0.1".parse().unwrap()));
+        let single: TrustedProxy = "::1".parse().unwrap();
+        assert!(single.contains("::1".parse().unwrap()) && !single.contains("::2".parse().unwrap()));
+        assert!("0.0.0.0/0".parse::<TrustedProxy>().unwrap().contains("203.0.113.9".parse().unwrap()));
+        assert!(!"none".parse::<TrustedProxy>().unwrap().contains("127.0.0.1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "fd00::/129"] {
+            assert!(bad.parse::<TrustedProxy>().is_err(), "{bad}");
+        }
     }
 }

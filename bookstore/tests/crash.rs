@@ -1,6 +1,8 @@
 //! Acknowledged writes survive a crash: the all-in-one `bookstore` on SQLite
 //! is SIGKILLed right after its last acknowledged write, started again on
-//! the same data directory, and every acknowledged book is there.
+//! the same data directory, and every acknowledged book is there. Then each
+//! service alone is SIGKILLed in the middle of a write load, on SQLite and
+//! on PostgreSQL: every acknowledged write is there, whole.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
 
@@ -68,4 +70,263 @@ async fn acknowledged_books_survive_a_sigkill() {
     let listed: serde_json::Value = listed.json().await.unwrap();
     let ids: Vec<i64> = listed["list_of_books"].as_array().unwrap().iter().map(|b| b["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, acknowledged);
+}
+
+// --- Each service SIGKILLed in the middle of a write load, as separate
+// processes (`bookstore auth-service`, `bookstore books-service`), on SQLite
+// and on PostgreSQL. Prints the figures: sent, acknowledged, found.
+
+mod separate {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::process::Stdio;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
+    use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
+    use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
+    use bookstore_proto::books::v1::{CreateBookRequest, ListBooksRequest};
+    use tokio::process::{Child, Command};
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    use super::{BIN, free_addr};
+
+    const PASSWORD: &str = "crash-test-password";
+    const WRITERS: usize = 4;
+
+    fn spawn(dir: &Path, subcommand: &str, env: &[(&str, String)]) -> Child {
+        let log = std::fs::File::create(dir.join(format!("{subcommand}.log"))).unwrap();
+        Command::new(BIN)
+            .arg(subcommand)
+            .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
+    fn channel(addr: SocketAddr) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(10))
+            .connect_lazy()
+    }
+
+    async fn wait_serving(addr: SocketAddr, service: &str) {
+        let started = Instant::now();
+        let mut health = HealthClient::new(channel(addr));
+        loop {
+            let status = health.check(HealthCheckRequest { service: service.to_owned() }).await;
+            if status.is_ok_and(|response| response.into_inner().status() == ServingStatus::Serving) {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{addr} never became SERVING");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `count` writes were acknowledged (the kill then lands
+    /// in the middle of the load, with writes in flight).
+    async fn wait_for(acked: &AtomicUsize, count: usize) {
+        let started = Instant::now();
+        while acked.load(Ordering::SeqCst) < count {
+            assert!(started.elapsed() < Duration::from_secs(60), "the write load is stuck");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn kill(child: &mut Child) {
+        child.start_kill().unwrap(); // SIGKILL: no graceful shutdown
+        child.wait().await.unwrap();
+    }
+
+    fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    }
+
+    /// The book writer `writer` sends as its `index`th: every field is
+    /// derived from the name, so a half-written row would show.
+    fn book(writer: usize, index: usize) -> CreateBookRequest {
+        CreateBookRequest {
+            name: format!("w{writer}-{index}"),
+            author: format!("author of w{writer}-{index}"),
+            publisher: format!("publisher {index}"),
+            book_prize: i64::try_from(index).unwrap(),
+        }
+    }
+
+    pub async fn kill_each_service_during_writes(label: &str, auth_database: &str, books_database: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth_addr, books_addr) = (free_addr(), free_addr());
+        let auth_env = vec![
+            ("AUTH_LISTEN_ADDR", auth_addr.to_string()),
+            ("AUTH_DATABASE_URL", auth_database.to_owned()),
+            ("AUTH_SIGNING_KEY_FILE", dir.path().join("key.pem").display().to_string()),
+            ("AUTH_CLIENT_RATE_PER_MINUTE", "0".to_owned()),
+            ("AUTH_MAX_CONCURRENT_HASHES", "2".to_owned()),
+        ];
+        let books_env = vec![
+            ("BOOKS_LISTEN_ADDR", books_addr.to_string()),
+            ("BOOKS_DATABASE_URL", books_database.to_owned()),
+            ("BOOKS_AUTH_URL", format!("http://{auth_addr}")),
+        ];
+        let mut auth = spawn(dir.path(), "auth-service", &auth_env);
+        wait_serving(auth_addr, "bookstore.auth.v1.AuthService").await;
+        let mut books = spawn(dir.path(), "books-service", &books_env);
+        wait_serving(books_addr, "bookstore.books.v1.BooksService").await;
+        let mut auth_client = AuthServiceClient::new(channel(auth_addr));
+        auth_client.register(RegisterRequest { name: "writer".into(), password: PASSWORD.into() }).await.unwrap();
+        let login = LoginRequest { name: "writer".into(), password: PASSWORD.into() };
+        let token = auth_client.login(login).await.unwrap().into_inner().access_token;
+
+        // books-service: writers create books until it is killed.
+        let (sent, acked, killed) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let mut writers = tokio::task::JoinSet::new();
+        for writer in 0..WRITERS {
+            let (sent, acked, killed, token) =
+                (Arc::clone(&sent), Arc::clone(&acked), Arc::clone(&killed), token.clone());
+            let mut client = BooksServiceClient::new(channel(books_addr));
+            writers.spawn(async move {
+                let mut acknowledged = Vec::new();
+                for index in 0.. {
+                    if killed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    match client.create_book(with_token(&token, book(writer, index))).await {
+                        Ok(response) => {
+                            acked.fetch_add(1, Ordering::SeqCst);
+                            acknowledged.push((response.into_inner().book.unwrap().id, book(writer, index)));
+                        }
+                        Err(_) => break,
+                    }
+                }
+                acknowledged
+            });
+        }
+        wait_for(&acked, 200).await;
+        kill(&mut books).await;
+        killed.store(true, Ordering::SeqCst);
+        let acknowledged: Vec<_> = writers.join_all().await.into_iter().flatten().collect();
+        let sent = sent.load(Ordering::SeqCst);
+
+        let mut books = spawn(dir.path(), "books-service", &books_env);
+        wait_serving(books_addr, "bookstore.books.v1.BooksService").await;
+        let mut client = BooksServiceClient::new(channel(books_addr));
+        let mut found = HashMap::new();
+        let mut page_token = String::new();
+        loop {
+            let request = ListBooksRequest { page_size: 1000, page_token: page_token.clone() };
+            let page = client.list_books(with_token(&token, request)).await.unwrap().into_inner();
+            for listed in page.books {
+                found.insert(listed.id, listed);
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        for (id, expected) in &acknowledged {
+            let listed = found.get(id).unwrap_or_else(|| panic!("{label}: acknowledged book {id} is missing"));
+            assert_eq!(
+                (&listed.name, &listed.author, &listed.publisher, listed.book_prize),
+                (&expected.name, &expected.author, &expected.publisher, expected.book_prize)
+            );
+        }
+        for listed in found.values() {
+            let (writer, index) = listed.name[1..].split_once('-').unwrap();
+            let expected = book(writer.parse().unwrap(), index.parse().unwrap());
+            assert_eq!(
+                (&listed.author, &listed.publisher, listed.book_prize),
+                (&expected.author, &expected.publisher, expected.book_prize),
+                "{label}: a half-written book"
+            );
+        }
+        println!(
+            "crash {label}: books-service SIGKILLed during writes: {sent} sent, {} acknowledged, {} found after restart, 0 missing",
+            acknowledged.len(),
+            found.len()
+        );
+
+        // auth-service: registrations until it is killed; the token from
+        // before keeps working on books-service meanwhile.
+        let (sent, acked, killed) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let mut writers = tokio::task::JoinSet::new();
+        for writer in 0..2 {
+            let (sent, acked, killed) = (Arc::clone(&sent), Arc::clone(&acked), Arc::clone(&killed));
+            let mut client = AuthServiceClient::new(channel(auth_addr));
+            writers.spawn(async move {
+                let mut acknowledged = Vec::new();
+                for index in 0.. {
+                    if killed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let name = format!("user-{writer}-{index}");
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    match client.register(RegisterRequest { name: name.clone(), password: PASSWORD.into() }).await {
+                        Ok(_) => {
+                            acked.fetch_add(1, Ordering::SeqCst);
+                            acknowledged.push(name);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                acknowledged
+            });
+        }
+        wait_for(&acked, 30).await;
+        kill(&mut auth).await;
+        killed.store(true, Ordering::SeqCst);
+        let registered: Vec<String> = writers.join_all().await.into_iter().flatten().collect();
+        let sent = sent.load(Ordering::SeqCst);
+        let still = client.list_books(with_token(&token, ListBooksRequest::default())).await;
+        assert!(still.is_ok(), "{label}: a token keeps working while auth-service is down: {still:?}");
+
+        let _auth = spawn(dir.path(), "auth-service", &auth_env);
+        wait_serving(auth_addr, "bookstore.auth.v1.AuthService").await;
+        let mut auth_client = AuthServiceClient::new(channel(auth_addr));
+        for name in &registered {
+            let login = LoginRequest { name: name.clone(), password: PASSWORD.into() };
+            let logged_in = auth_client.login(login).await;
+            assert!(logged_in.is_ok(), "{label}: acknowledged user {name} cannot log in: {logged_in:?}");
+        }
+        println!(
+            "crash {label}: auth-service SIGKILLed during registrations: {sent} sent, {} acknowledged, {} log in after restart",
+            registered.len(),
+            registered.len()
+        );
+        kill(&mut books).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_killed_during_writes_keeps_every_acknowledged_write_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = format!("sqlite://{}", dir.path().join("auth.db").display());
+    let books = format!("sqlite://{}", dir.path().join("books.db").display());
+    separate::kill_each_service_during_writes("sqlite", &auth, &books).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_killed_during_writes_keeps_every_acknowledged_write_on_postgres() {
+    let (Some(auth), Some(books)) =
+        (bookstore_testing::TestDatabase::postgres().await, bookstore_testing::TestDatabase::postgres().await)
+    else {
+        return;
+    };
+    separate::kill_each_service_during_writes("postgres", &auth.url, &books.url).await;
+    auth.cleanup().await;
+    books.cleanup().await;
 }

@@ -1,8 +1,8 @@
 //! The tutorial's REST routes, plus health, readiness and JSON answers for
 //! unknown routes and methods.
 
-mod accounts;
-mod books;
+pub(crate) mod accounts;
+pub(crate) mod books;
 mod health;
 mod sessions;
 
@@ -64,7 +64,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 /// `?limit=&page_token=` of the list routes.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct PageQuery {
+pub(crate) struct PageQuery {
     /// How many items to return at most (default: the gateway's
     /// `GATEWAY_DEFAULT_PAGE_SIZE`, 100 unless configured).
     #[param(value_type = u32, required = false, minimum = 1, maximum = 1000)]
@@ -76,7 +76,7 @@ struct PageQuery {
 
 impl PageQuery {
     /// The `page_size` to ask for: `limit`, else the configured default.
-    fn page_size(&self, default_page_size: u32) -> Result<i32, ApiError> {
+    pub(crate) fn page_size(&self, default_page_size: u32) -> Result<i32, ApiError> {
         use bookstore_proto::pagination::MAX_PAGE_SIZE;
         let size = self.limit.unwrap_or(default_page_size);
         if !(1..=MAX_PAGE_SIZE).contains(&size) {
@@ -85,7 +85,7 @@ impl PageQuery {
         i32::try_from(size).map_err(|_| ApiError::bad_request("limit: too large"))
     }
 
-    fn page_token(&mut self) -> String {
+    pub(crate) fn page_token(&mut self) -> String {
         self.page_token.take().unwrap_or_default()
     }
 }

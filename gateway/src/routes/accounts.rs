@@ -141,7 +141,7 @@ fn could_not_verify() -> Response {
 /// The name and password of `Authorization: Basic base64(name:password)`,
 /// decoded as UTF-8 and split at the first `:`; `None` unless both are
 /// non-empty.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

@@ -103,7 +103,7 @@ where
 pub struct BookId(i64);
 
 impl BookId {
-    fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, ApiError> {
         raw.parse::<i64>()
             .ok()
             .filter(|id| *id > 0 && raw.bytes().all(|byte| byte.is_ascii_digit()))

@@ -78,11 +78,22 @@ pub async fn spawn_app() -> TestApp {
 /// The whole stack; `configure` may change the gateway's settings (its
 /// upstream URLs are set before, its listen address after).
 pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Settings)) -> TestApp {
+    spawn_app_configured(|_| {}, configure).await
+}
+
+/// The whole stack; `configure_auth` may change auth-service's settings
+/// (before its address, database and key are set) and `configure` the
+/// gateway's.
+pub async fn spawn_app_configured(
+    configure_auth: impl FnOnce(&mut auth_service::Settings),
+    configure: impl FnOnce(&mut gateway::Settings),
+) -> TestApp {
     init_logs();
     let dir = tempfile::tempdir().unwrap();
     let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
 
     let mut auth_settings = auth_service::Settings::from_env().unwrap();
+    configure_auth(&mut auth_settings);
     auth_settings.listen_addr = any_port;
     auth_settings.database_url = format!("sqlite://{}", dir.path().join("auth.db").display());
     auth_settings.signing_key_file = dir.path().join("signing-key.pem");

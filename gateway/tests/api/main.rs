@@ -5,6 +5,7 @@
 // covers only `#[test]` functions, not the helpers they call.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod accounts;
 mod books;
 mod cors;

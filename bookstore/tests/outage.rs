@@ -1,0 +1,225 @@
+//! Dependency outages: the database goes away under running services and
+//! comes back; the services recover by themselves, without a restart.
+//!
+//! Runs a private PostgreSQL (initdb into a temporary directory, on a free
+//! port) so that it can be stopped and started; never the shared server.
+//! Skipped, with a note, where no PostgreSQL binaries are installed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
+use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
+use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
+use bookstore_proto::books::v1::{CreateBookRequest, ListBooksRequest};
+use tokio::process::{Child, Command};
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
+const PASSWORD: &str = "outage-test-password";
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A PostgreSQL server of our own in a temporary directory.
+struct PrivatePostgres {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    /// `None` where no PostgreSQL binaries are installed.
+    fn init() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("bin"))
+            .find(|bin| bin.join("initdb").exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_addr().port();
+        let postgres = Self { bin, dir, port };
+        // initdb and postgres refuse to run as root: run them as postgres.
+        if is_root() {
+            run("chown", &["-R", "postgres", postgres.dir.path().to_str().unwrap()]);
+        }
+        postgres.as_owner("initdb", &["-D", &postgres.data(), "-A", "trust", "-U", "postgres", "--no-sync"]);
+        Some(postgres)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn as_owner(&self, program: &str, args: &[&str]) {
+        let program = self.bin.join(program).display().to_string();
+        if is_root() {
+            let mut all = vec!["-u", "postgres", "--", program.as_str()];
+            all.extend_from_slice(args);
+            run("runuser", &all);
+        } else {
+            run(&program, args);
+        }
+    }
+
+    fn start(&self) {
+        let options = format!("-k {} -p {} -c listen_addresses=127.0.0.1", self.dir.path().display(), self.port);
+        let log = self.dir.path().join("postgres.log").display().to_string();
+        self.as_owner("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"]);
+    }
+
+    fn stop(&self) {
+        self.as_owner("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+
+    fn create_database(&self, name: &str) -> String {
+        let port = self.port.to_string();
+        self.as_owner("createdb", &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name]);
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = std::process::Command::new(self.bin.join("pg_ctl"))
+            .args(["-D", &data, "-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if is_root() {
+            let _ = std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--", self.bin.join("pg_ctl").to_str().unwrap(), "-D", &data])
+                .args(["-m", "immediate", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.starts_with(b"0\n"))
+}
+
+fn run(program: &str, args: &[&str]) {
+    let output = std::process::Command::new(program).args(args).output().unwrap();
+    assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+fn spawn(dir: &Path, subcommand: &str, env: &[(&str, String)]) -> Child {
+    let log = std::fs::File::create(dir.join(format!("{subcommand}.log"))).unwrap();
+    Command::new(BIN)
+        .arg(subcommand)
+        .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+fn channel(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(15))
+        .connect_lazy()
+}
+
+async fn wait_serving(addr: SocketAddr, service: &str) {
+    let started = Instant::now();
+    let mut health = HealthClient::new(channel(addr));
+    loop {
+        let status = health.check(HealthCheckRequest { service: service.to_owned() }).await;
+        if status.is_ok_and(|response| response.into_inner().status() == ServingStatus::Serving) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{addr} never became SERVING");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+fn a_book(name: &str) -> CreateBookRequest {
+    CreateBookRequest { name: name.into(), author: "A".into(), publisher: "P".into(), book_prize: 1 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_recover_by_themselves_after_the_database_restarts() {
+    let Some(postgres) = PrivatePostgres::init() else {
+        eprintln!("skipped: no PostgreSQL binaries under /usr/lib/postgresql");
+        return;
+    };
+    postgres.start();
+    let (auth_url, books_url) = (postgres.create_database("auth"), postgres.create_database("books"));
+    let dir = tempfile::tempdir().unwrap();
+    let (auth_addr, books_addr) = (free_addr(), free_addr());
+    let _auth = spawn(
+        dir.path(),
+        "auth-service",
+        &[
+            ("AUTH_LISTEN_ADDR", auth_addr.to_string()),
+            ("AUTH_DATABASE_URL", auth_url),
+            ("AUTH_SIGNING_KEY_FILE", dir.path().join("key.pem").display().to_string()),
+        ],
+    );
+    wait_serving(auth_addr, "bookstore.auth.v1.AuthService").await;
+    let _books = spawn(
+        dir.path(),
+        "books-service",
+        &[
+            ("BOOKS_LISTEN_ADDR", books_addr.to_string()),
+            ("BOOKS_DATABASE_URL", books_url),
+            ("BOOKS_AUTH_URL", format!("http://{auth_addr}")),
+        ],
+    );
+    wait_serving(books_addr, "bookstore.books.v1.BooksService").await;
+    let mut auth = AuthServiceClient::new(channel(auth_addr));
+    let mut books = BooksServiceClient::new(channel(books_addr));
+    auth.register(RegisterRequest { name: "steady".into(), password: PASSWORD.into() }).await.unwrap();
+    let login = || LoginRequest { name: "steady".into(), password: PASSWORD.into() };
+    let token = auth.login(login()).await.unwrap().into_inner().access_token;
+    books.create_book(with_token(&token, a_book("Before"))).await.unwrap();
+
+    // Act 1: the database goes away.
+    postgres.stop();
+    let write = books.create_book(with_token(&token, a_book("During"))).await.unwrap_err();
+    let login_down = auth.login(login()).await.unwrap_err();
+
+    // Assert 1: a clean, retryable refusal, not a hang or an internal error.
+    assert_eq!(write.code(), Code::Unavailable, "{write:?}");
+    assert_eq!(login_down.code(), Code::Unavailable, "{login_down:?}");
+
+    // Act 2: it comes back; the same processes serve again.
+    postgres.start();
+    let restarted = Instant::now();
+    let recovered = loop {
+        if books.create_book(with_token(&token, a_book("After"))).await.is_ok() {
+            break restarted.elapsed();
+        }
+        assert!(restarted.elapsed() < Duration::from_secs(30), "books-service never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // Assert 2
+    auth.login(login()).await.unwrap();
+    let listed = books.list_books(with_token(&token, ListBooksRequest::default())).await.unwrap().into_inner();
+    let names: Vec<String> = listed.books.into_iter().map(|book| book.name).collect();
+    assert_eq!(names, ["Before", "After"]);
+    println!("outage: database stopped and started; books-service wrote again {recovered:?} after the restart");
+}
