@@ -23,6 +23,9 @@ use crate::jwks::JwksCache;
 use crate::revocations::RevocationList;
 use crate::store::BookStore;
 
+/// How soon a failed refresh of the keys or of the revocation list is tried again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 /// A ready books-service: database open and migrated, listener bound. The
 /// signing keys and the revocation list are fetched once it runs, and on
 /// demand.
@@ -127,35 +130,44 @@ impl App {
 
 impl Background {
     /// Polls the revocation feed every `revocation_refresh` and fetches the
-    /// signing keys every `jwks_refresh` until `stop` resolves (both every
-    /// second until they first succeed), and reports the books service
-    /// SERVING once both are in. Failures keep what was loaded before.
+    /// signing keys every `jwks_refresh`, each on its own schedule, until
+    /// `stop` resolves (both every second until they first succeed), and
+    /// reports the books service SERVING once both are in. Failures keep
+    /// what was loaded before.
     async fn run(self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
-        let mut keys_fetched: Option<tokio::time::Instant> = None;
+        let now = tokio::time::Instant::now();
+        let (mut keys_next, mut revocations_next) = (now, now);
         loop {
-            let keys_due = !self.keys.has_keys() || keys_fetched.is_none_or(|at| at.elapsed() >= self.jwks_refresh);
-            let keys = async { if keys_due { Some(self.keys.refresh().await) } else { None } };
-            let (keys, revocations) = tokio::join!(keys, self.revocations.refresh());
+            let now = tokio::time::Instant::now();
+            let keys = async { if keys_next <= now { Some(self.keys.refresh().await) } else { None } };
+            let revocations =
+                async { if revocations_next <= now { Some(self.revocations.refresh().await) } else { None } };
+            let (keys, revocations) = tokio::join!(keys, revocations);
+            let now = tokio::time::Instant::now();
             match keys {
-                Some(Ok(())) => keys_fetched = Some(tokio::time::Instant::now()),
-                Some(Err(error)) => tracing::warn!(%error, "signing key refresh failed"),
+                Some(Ok(())) => keys_next = now + self.jwks_refresh,
+                Some(Err(error)) => {
+                    keys_next = now + RETRY_AFTER_FAILURE;
+                    tracing::warn!(%error, "signing key refresh failed");
+                }
                 None => {}
             }
-            if let Err(error) = revocations {
-                let stale_for_secs = self.revocations.staleness().map(|stale| stale.as_secs());
-                tracing::warn!(%error, ?stale_for_secs, "revocation list refresh failed: serving with the last one");
+            match revocations {
+                Some(Ok(())) => revocations_next = now + self.revocation_refresh,
+                Some(Err(error)) => {
+                    revocations_next = now + RETRY_AFTER_FAILURE;
+                    let stale_for_secs = self.revocations.staleness().map(|stale| stale.as_secs());
+                    tracing::warn!(%error, ?stale_for_secs, "revocation list refresh failed: serving with the last one");
+                }
+                None => {}
             }
             let ready = self.keys.has_keys() && self.revocations.is_loaded();
-            let (status, pause) = if ready {
-                (ServingStatus::Serving, self.revocation_refresh)
-            } else {
-                (ServingStatus::NotServing, Duration::from_secs(1))
-            };
+            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
             self.health.set_service_status(SERVICE_NAME, status).await;
             tokio::select! {
                 () = &mut stop => return,
-                () = tokio::time::sleep(pause) => {}
+                () = tokio::time::sleep_until(keys_next.min(revocations_next)) => {}
             }
         }
     }
