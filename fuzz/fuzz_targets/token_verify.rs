@@ -16,7 +16,7 @@ fn verifier() -> &'static (TokenVerifier, String) {
         let key = SigningKey::generate();
         let policy = TokenPolicy { issuer: "bookstore-auth".into(), audience: "bookstore".into() };
         let signer = TokenSigner::new(&key, policy.clone(), Duration::from_secs(3600)).unwrap();
-        let token = signer.issue("user", "name", false).unwrap().token;
+        let token = signer.issue("user", "name", false, "session").unwrap().token;
         let verifier = TokenVerifier::new(&policy, [key.public_jwk()]).unwrap();
         (verifier, token)
     })
