@@ -6,18 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
+#[path = "support/processes.rs"]
+mod processes;
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
+use processes::{BIN, free_addr};
 
 /// Starts the whole stack on `data` and waits until the gateway is ready.
 async fn start(data: &Path, http: &reqwest::Client) -> (Child, String) {
@@ -78,9 +76,6 @@ async fn acknowledged_books_survive_a_sigkill() {
 
 mod separate {
     use std::collections::HashMap;
-    use std::net::SocketAddr;
-    use std::path::Path;
-    use std::process::Stdio;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
@@ -89,49 +84,14 @@ mod separate {
     use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
     use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
     use bookstore_proto::books::v1::{CreateBookRequest, ListBooksRequest};
-    use tokio::process::{Child, Command};
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::health_client::HealthClient;
+    use tokio::process::Child;
 
-    use super::{BIN, free_addr};
+    use crate::processes::{channel, free_addr, spawn, wait_serving};
 
     const PASSWORD: &str = "crash-test-password";
     const WRITERS: usize = 4;
-
-    fn spawn(dir: &Path, subcommand: &str, env: &[(&str, String)]) -> Child {
-        let log = std::fs::File::create(dir.join(format!("{subcommand}.log"))).unwrap();
-        Command::new(BIN)
-            .arg(subcommand)
-            .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
-    }
-
-    fn channel(addr: SocketAddr) -> tonic::transport::Channel {
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(10))
-            .connect_lazy()
-    }
-
-    async fn wait_serving(addr: SocketAddr, service: &str) {
-        let started = Instant::now();
-        let mut health = HealthClient::new(channel(addr));
-        loop {
-            let status = health.check(HealthCheckRequest { service: service.to_owned() }).await;
-            if status.is_ok_and(|response| response.into_inner().status() == ServingStatus::Serving) {
-                return;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "{addr} never became SERVING");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    /// How long one call may take.
+    const TIMEOUT: Duration = Duration::from_secs(10);
 
     /// Waits until `count` writes were acknowledged (the kill then lands
     /// in the middle of the load, with writes in flight).
@@ -184,7 +144,7 @@ mod separate {
         wait_serving(auth_addr, "bookstore.auth.v1.AuthService").await;
         let mut books = spawn(dir.path(), "books-service", &books_env);
         wait_serving(books_addr, "bookstore.books.v1.BooksService").await;
-        let mut auth_client = AuthServiceClient::new(channel(auth_addr));
+        let mut auth_client = AuthServiceClient::new(channel(auth_addr, TIMEOUT));
         auth_client.register(RegisterRequest { name: "writer".into(), password: PASSWORD.into() }).await.unwrap();
         let login = LoginRequest { name: "writer".into(), password: PASSWORD.into() };
         let token = auth_client.login(login).await.unwrap().into_inner().access_token;
@@ -196,7 +156,7 @@ mod separate {
         for writer in 0..WRITERS {
             let (sent, acked, killed, token) =
                 (Arc::clone(&sent), Arc::clone(&acked), Arc::clone(&killed), token.clone());
-            let mut client = BooksServiceClient::new(channel(books_addr));
+            let mut client = BooksServiceClient::new(channel(books_addr, TIMEOUT));
             writers.spawn(async move {
                 let mut acknowledged = Vec::new();
                 for index in 0.. {
@@ -223,7 +183,7 @@ mod separate {
 
         let mut books = spawn(dir.path(), "books-service", &books_env);
         wait_serving(books_addr, "bookstore.books.v1.BooksService").await;
-        let mut client = BooksServiceClient::new(channel(books_addr));
+        let mut client = BooksServiceClient::new(channel(books_addr, TIMEOUT));
         let mut found = HashMap::new();
         let mut page_token = String::new();
         loop {
@@ -266,7 +226,7 @@ mod separate {
         let mut writers = tokio::task::JoinSet::new();
         for writer in 0..2 {
             let (sent, acked, killed) = (Arc::clone(&sent), Arc::clone(&acked), Arc::clone(&killed));
-            let mut client = AuthServiceClient::new(channel(auth_addr));
+            let mut client = AuthServiceClient::new(channel(auth_addr, TIMEOUT));
             writers.spawn(async move {
                 let mut acknowledged = Vec::new();
                 for index in 0.. {
@@ -296,7 +256,7 @@ mod separate {
 
         let _auth = spawn(dir.path(), "auth-service", &auth_env);
         wait_serving(auth_addr, "bookstore.auth.v1.AuthService").await;
-        let mut auth_client = AuthServiceClient::new(channel(auth_addr));
+        let mut auth_client = AuthServiceClient::new(channel(auth_addr, TIMEOUT));
         for name in &registered {
             let login = LoginRequest { name: name.clone(), password: PASSWORD.into() };
             let logged_in = auth_client.login(login).await;

@@ -7,8 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+#[path = "support/processes.rs"]
+mod processes;
+
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -16,18 +18,13 @@ use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use bookstore_proto::books::v1::{CreateBookRequest, ListBooksRequest};
-use tokio::process::{Child, Command};
 use tonic::Code;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
+use processes::{channel, free_addr, spawn, wait_serving};
+
 const PASSWORD: &str = "outage-test-password";
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
+/// How long one call may take.
+const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A PostgreSQL server of our own in a temporary directory.
 struct PrivatePostgres {
@@ -115,40 +112,6 @@ fn run(program: &str, args: &[&str]) {
     assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
 }
 
-fn spawn(dir: &Path, subcommand: &str, env: &[(&str, String)]) -> Child {
-    let log = std::fs::File::create(dir.join(format!("{subcommand}.log"))).unwrap();
-    Command::new(BIN)
-        .arg(subcommand)
-        .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-fn channel(addr: SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(15))
-        .connect_lazy()
-}
-
-async fn wait_serving(addr: SocketAddr, service: &str) {
-    let started = Instant::now();
-    let mut health = HealthClient::new(channel(addr));
-    loop {
-        let status = health.check(HealthCheckRequest { service: service.to_owned() }).await;
-        if status.is_ok_and(|response| response.into_inner().status() == ServingStatus::Serving) {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{addr} never became SERVING");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -189,8 +152,8 @@ async fn services_recover_by_themselves_after_the_database_restarts() {
         ],
     );
     wait_serving(books_addr, "bookstore.books.v1.BooksService").await;
-    let mut auth = AuthServiceClient::new(channel(auth_addr));
-    let mut books = BooksServiceClient::new(channel(books_addr));
+    let mut auth = AuthServiceClient::new(channel(auth_addr, TIMEOUT));
+    let mut books = BooksServiceClient::new(channel(books_addr, TIMEOUT));
     auth.register(RegisterRequest { name: "steady".into(), password: PASSWORD.into() }).await.unwrap();
     let login = || LoginRequest { name: "steady".into(), password: PASSWORD.into() };
     let token = auth.login(login()).await.unwrap().into_inner().access_token;
