@@ -27,6 +27,7 @@ use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 mod coldstart;
+mod floor;
 mod hashing;
 
 #[derive(Debug, Parser)]
@@ -56,6 +57,9 @@ enum Command {
     /// The argon2id bound: one hash's time at the service's parameters, and
     /// the rate of one thread per core hashing at once.
     HashBound(hashing::HashBoundArgs),
+    /// books-service's store alone, in process (no gRPC, no token): the
+    /// floor under `ListBooks` on this machine.
+    StoreFloor(floor::StoreFloorArgs),
     /// Writes gRPC-framed request bodies for `h2load -d`.
     GrpcBodies {
         /// Directory to write `list-books-20.grpc`, `echo.grpc` and
@@ -673,6 +677,7 @@ async fn main() -> anyhow::Result<()> {
         Command::LoginTiming(args) => login_timing(args).await,
         Command::ColdStart(args) => coldstart::cold_start(args).await,
         Command::HashBound(args) => hashing::hash_bound(&args),
+        Command::StoreFloor(args) => floor::store_floor(args).await,
         Command::GrpcBodies { dir, token } => grpc_bodies(&dir, &token),
     }
 }
