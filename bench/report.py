@@ -121,9 +121,56 @@ wrk_books, wrk_flask, wrk_echo = wrk("wrk-gateway-books"), wrk("wrk-flask-books"
 h2_books, h2_echo = h2load("h2load-books-list"), h2load("h2load-echo-grpc")
 h2_books_off = h2load("h2load-books-list-token-cache-off")
 bound = load("hash-bound.json")
+def median(values):
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def rounds(prefix, reader):
+    """The median of a comparison's rounds (raw/rounds/PREFIX-N.txt, or
+    store-floor-N.json), with each round's figure; None without rounds."""
+    directory = RESULTS / "raw" / "rounds"
+    paths = sorted(directory.glob(f"{prefix}-[0-9]*.*"), key=lambda path: int(path.stem.rsplit("-", 1)[1]))
+    runs = [reader(path) for path in paths]
+    runs = [run for run in runs if run]
+    if not runs:
+        return None
+    figures = [run["rps"] for run in runs]
+    return {"rps": median(figures), "runs": figures}
+
+
+def in_rounds(name):
+    """`NAME (median of N rounds: a / b / c)` when the figure is a median."""
+    return lambda figure: (f" (median of {len(figure['runs'])} rounds: {' / '.join(fmt(v) for v in figure['runs'])})"
+                           if figure and "runs" in figure else "")
+
+
 storm_runs = load_lines("storm.jsonl")
 storm = {r["label"]: r for r in storm_runs}
 wrk_proxy, store_floor = wrk("wrk-echo-proxy"), load("store-floor.json")
+if store_floor:
+    store_floor = dict(store_floor, rps=store_floor["throughput_per_s"])
+# Where the comparisons ran in rounds, their medians are the figures.
+by_rounds = {
+    "wrk_echo": rounds("wrk-echo-http", lambda path: wrk(f"rounds/{path.stem}")),
+    "wrk_proxy": rounds("wrk-echo-proxy", lambda path: wrk(f"rounds/{path.stem}")),
+    "wrk_books": rounds("wrk-gateway-books", lambda path: wrk(f"rounds/{path.stem}")),
+    "wrk_books_off": rounds("wrk-gateway-books-token-cache-off", lambda path: wrk(f"rounds/{path.stem}")),
+    "h2_echo": rounds("h2load-echo-grpc", lambda path: h2load(f"rounds/{path.stem}")),
+    "h2_books": rounds("h2load-books-list", lambda path: h2load(f"rounds/{path.stem}")),
+    "h2_books_off": rounds("h2load-books-list-token-cache-off", lambda path: h2load(f"rounds/{path.stem}")),
+    "store_floor": rounds("store-floor", lambda path: {"rps": json.loads(path.read_text())["throughput_per_s"]}),
+}
+wrk_echo = by_rounds["wrk_echo"] or wrk_echo
+wrk_proxy = by_rounds["wrk_proxy"] or wrk_proxy
+wrk_books = by_rounds["wrk_books"] or wrk_books
+wrk_books_off = by_rounds["wrk_books_off"] or wrk("wrk-gateway-books-token-cache-off")
+h2_echo = by_rounds["h2_echo"] or h2_echo
+h2_books = by_rounds["h2_books"] or h2_books
+h2_books_off = by_rounds["h2_books_off"] or h2_books_off
+store_floor = by_rounds["store_floor"] or store_floor
+n = in_rounds("")
 scale = {(r["scenario"], r["label"]): r for r in load_lines("scale.jsonl")}
 cold = load_lines("cold-start.jsonl")
 timing = load("login-timing.json")
@@ -131,33 +178,35 @@ by_key = {(r["scenario"], r["concurrency"]): r for r in scenarios}
 
 lines += ["### Targets", "", "| Target | Verdict | Evidence |", "|---|---|---|"]
 # The ceiling of a route translated to gRPC: axum -> tonic -> trivial echo.
-proxy_flask = f"; ceiling (axum -> tonic -> echo, no work): {fmt(wrk_proxy['rps'])} req/s" if wrk_proxy else ""
+proxy_flask = f"; ceiling (axum -> tonic -> echo, no work): {fmt(wrk_proxy['rps'])} req/s{n(wrk_proxy)}" if wrk_proxy else ""
 if wrk_books and wrk_flask:
     ratio = wrk_books["rps"] / wrk_flask["rps"]
     ceiling = f"{proxy_flask} = {wrk_proxy['rps'] / wrk_flask['rps']:.1f}x" if wrk_proxy else ""
     target("REST `GET /books` >= 25x Flask (wrk -t1 -c16)", ratio >= 25,
-           f"{fmt(wrk_books['rps'])} vs {fmt(wrk_flask['rps'])} req/s = {ratio:.1f}x{ceiling}")
+           f"{fmt(wrk_books['rps'])}{n(wrk_books)} vs {fmt(wrk_flask['rps'])} req/s = {ratio:.1f}x{ceiling}")
 else:
     target("REST `GET /books` >= 25x Flask (wrk -t1 -c16)", None, "Flask or gateway run missing")
 if wrk_books and wrk_echo:
     ratio = wrk_books["rps"] / wrk_echo["rps"]
     ceiling = f"{proxy_flask} = {wrk_proxy['rps'] / wrk_echo['rps']:.0%}" if wrk_proxy else ""
+    off = (f"; token cache off: {fmt(wrk_books_off['rps'])} req/s{n(wrk_books_off)}" if wrk_books_off else "")
     target("REST `GET /books` >= 40% of trivial axum (wrk -t1 -c16)", ratio >= 0.40,
-           f"{fmt(wrk_books['rps'])} vs {fmt(wrk_echo['rps'])} req/s = {ratio:.0%}{ceiling}")
+           f"{fmt(wrk_books['rps'])} vs {fmt(wrk_echo['rps'])}{n(wrk_echo)} req/s = {ratio:.0%}{ceiling}{off}")
 if h2_books and h2_echo:
     ratio = h2_books["rps"] / h2_echo["rps"]
-    off = f"; token cache off: {fmt(h2_books_off['rps'])} req/s = {h2_books_off['rps'] / h2_echo['rps']:.0%}" if h2_books_off else ""
+    off = (f"; token cache off: {fmt(h2_books_off['rps'])} calls/s{n(h2_books_off)} = "
+           f"{h2_books_off['rps'] / h2_echo['rps']:.0%}") if h2_books_off else ""
     ceiling = ""
     if store_floor:
         # CPU-bound on the same cores, the costs add: a call costs at least
         # the store's page plus a trivial call.
-        floor = store_floor["throughput_per_s"]
+        floor = store_floor["rps"]
         cap = 1 / (1 / floor + 1 / h2_echo["rps"])
-        ceiling = (f"; the store alone (store-floor, c={store_floor['concurrency']}) {fmt(floor)} pages/s, "
+        ceiling = (f"; the store alone (store-floor, 128 at once) {fmt(floor)} pages/s{n(store_floor)}, "
                    f"so the ceiling is 1/(1/{fmt(floor)} + 1/{fmt(h2_echo['rps'])}) = {fmt(cap)} calls/s "
                    f"= {cap / h2_echo['rps']:.0%} of echo")
     target("gRPC `ListBooks` >= 50% of tonic echo (h2load -c16 -m8)", ratio >= 0.50,
-           f"{fmt(h2_books['rps'])} vs {fmt(h2_echo['rps'])} calls/s = {ratio:.0%}{off}{ceiling}")
+           f"{fmt(h2_books['rps'])}{n(h2_books)} vs {fmt(h2_echo['rps'])}{n(h2_echo)} calls/s = {ratio:.0%}{off}{ceiling}")
 logins = [r for r in scenarios if r["scenario"] == "login"]
 if bound and logins:
     best = max(logins, key=lambda r: r["throughput_per_s"])
@@ -167,9 +216,6 @@ if bound and logins:
            f"({bound['cores']} cores / {bound['single_hash_ms']:.2f} ms) = {ratio:.0%}; "
            f"{bound['parallel_threads']} bare threads hashing measured {bound['parallel_hashes_per_s']:.1f}/s")
 if "idle" in storm and "storm" in storm:
-    def median(values):
-        values = sorted(values)
-        return values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
     idles = [r["latency"]["p99_us"] for r in storm_runs if r["label"] == "idle"]
     busies = [r["latency"]["p99_us"] for r in storm_runs if r["label"] == "storm"]
     idle, busy = median(idles), median(busies)

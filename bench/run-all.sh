@@ -24,6 +24,7 @@
 # a venv under ${TMPDIR:-/tmp}).
 # Environment: BENCH_DURATION (measured whole seconds per run, default 5),
 # BENCH_WARMUP (default 1), BENCH_CONCURRENCY (default "1 4 16 64"),
+# BENCH_ROUNDS (rounds of the targets' comparisons, default 3),
 # BENCH_PROFILE (default release), FLASK_SEED (default ../shared/peers/flask-seed, or /work/shared/peers/flask-seed),
 # BENCH_SKIP_FLASK=1. Service variables (AUTH_*, BOOKS_*, GATEWAY_*, e.g.
 # BOOKS_TOKEN_CACHE_CAPACITY) are passed on to the stack.
@@ -33,6 +34,7 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 DUR="${BENCH_DURATION:-5}"
 WARM="${BENCH_WARMUP:-1}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1 4 16 64}"
 WARM_H2="$(awk -v s="$WARM" 'BEGIN { printf "%dms", s * 1000 }')"   # h2load takes no fractions
 for tool in wrk h2load sqlite3 python3 taskset curl; do
@@ -193,6 +195,38 @@ h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM_H2" -H 'content-type: applicatio
   "http://$BOOKS/bookstore.books.v1.BooksService/ListBooks" >"$RAW/h2load-books-list.txt"
 h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM_H2" -H 'content-type: application/grpc' -H 'te: trailers' \
   -d "$WORK/validate-token.grpc" "http://$AUTH/bookstore.auth.v1.AuthService/ValidateToken" >"$RAW/h2load-validate-token.txt"
+
+# The targets' comparisons, in rounds: each round runs every side of every
+# ratio one after the other (references, ceilings, the stack with and without
+# the verified-token cache), so that a slow minute on a shared machine hits
+# all of them; the report takes the median of the rounds. A second
+# books-service (cache off, same database) and a gateway in front of it wait
+# on their own ports meanwhile.
+log "stack: the targets' comparisons, $ROUNDS rounds"
+BOOKS_OFF=127.0.0.1:15053 GATEWAY_OFF=127.0.0.1:15001
+BOOKS_TOKEN_CACHE_CAPACITY=0 "$BIN/bookstore" books-service --listen-addr "$BOOKS_OFF" --database-url "sqlite://$DATA/books.db" \
+  --auth-url "http://$AUTH" 2>>"$DATA/books-off.log" & BOOKS_OFF_PID=$!; PIDS+=("$!")
+"$BIN/bookstore" gateway --listen-addr "$GATEWAY_OFF" --auth-url "http://$AUTH" --books-url "http://$BOOKS_OFF" \
+  2>>"$DATA/gateway-off.log" & GATEWAY_OFF_PID=$!; PIDS+=("$!")
+wait_for "grpc://$BOOKS_OFF/bookstore.books.v1.BooksService"; wait_for "http://$GATEWAY_OFF/readyz"
+ROUND_DIR="$RAW/rounds"; mkdir -p "$ROUND_DIR"
+h2_list() { # url output
+  h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM_H2" -H 'content-type: application/grpc' -H 'te: trailers' \
+    -H "authorization: Bearer $TOKEN" -d "$WORK/list-books-20.grpc" "$1/bookstore.books.v1.BooksService/ListBooks" >"$2"
+}
+for round in $(seq 1 "$ROUNDS"); do
+  wrk -t1 -c16 -d"${DUR}s" --latency "http://$ECHO_HTTP/" >"$ROUND_DIR/wrk-echo-http-$round.txt"
+  wrk -t1 -c16 -d"${DUR}s" --latency "http://$ECHO_HTTP/proxy" >"$ROUND_DIR/wrk-echo-proxy-$round.txt"
+  wrk -t1 -c16 -d"${DUR}s" --latency -s bench/books.lua "http://$GATEWAY/books" >"$ROUND_DIR/wrk-gateway-books-$round.txt"
+  wrk -t1 -c16 -d"${DUR}s" --latency -s bench/books.lua "http://$GATEWAY_OFF/books" \
+    >"$ROUND_DIR/wrk-gateway-books-token-cache-off-$round.txt"
+  h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM_H2" -H 'content-type: application/grpc' -H 'te: trailers' \
+    -d "$WORK/echo.grpc" "http://$ECHO_GRPC/bench.echo.v1.EchoService/Echo" >"$ROUND_DIR/h2load-echo-grpc-$round.txt"
+  h2_list "http://$BOOKS" "$ROUND_DIR/h2load-books-list-$round.txt"
+  h2_list "http://$BOOKS_OFF" "$ROUND_DIR/h2load-books-list-token-cache-off-$round.txt"
+  "$BENCH" store-floor --json -c 128 --duration "$DUR" >"$ROUND_DIR/store-floor-$round.json"
+done
+stop "$GATEWAY_OFF_PID" "$BOOKS_OFF_PID"
 
 log "stack: login storm, login timing"
 # Three idle/storm pairs, alternating: the tail latency of one run moves a lot
