@@ -13,8 +13,13 @@ cd "$(dirname "$0")/../../.."
 BIN_DIR="$(realpath "${1:-target/debug}")"
 BROWSER_DIR=gateway/tests/browser
 
-if ! command -v chromium >/dev/null || ! command -v npm >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nodejs npm >/dev/null
+# Only what is missing: Debian's npm conflicts with a Node.js installed from
+# elsewhere (NodeSource's nodejs carries its own npm).
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if [ ! -d "$BROWSER_DIR/node_modules/playwright-core" ]; then
   (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --silent)
