@@ -11,7 +11,7 @@ use bookstore_proto::auth::v1::{
 use bookstore_proto::timestamp_from_micros;
 use tonic::{Request, Response, Status};
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, TokenPair};
 use crate::error::Error;
 use crate::store::{DELETED_USER, RevocationRecord, UserRecord};
 use crate::throttle::{ClientRateLimiter, TrustedProxy, client_address};
@@ -60,22 +60,12 @@ impl AuthService for AuthGrpc {
         self.check_client_rate(&request)?;
         let LoginRequest { name, password } = request.into_inner();
         let pair = self.accounts.login(&name, password).await?;
-        Ok(Response::new(LoginResponse {
-            expires_in: pair.expires_in(),
-            access_token: pair.access.token,
-            token_type: "Bearer".into(),
-            refresh_token: pair.refresh_token,
-        }))
+        Ok(Response::new(pair.into()))
     }
 
     async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<RefreshResponse>, Status> {
         let pair = self.accounts.refresh(&request.get_ref().refresh_token).await?;
-        Ok(Response::new(RefreshResponse {
-            expires_in: pair.expires_in(),
-            access_token: pair.access.token,
-            token_type: "Bearer".into(),
-            refresh_token: pair.refresh_token,
-        }))
+        Ok(Response::new(pair.into()))
     }
 
     async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
@@ -92,12 +82,7 @@ impl AuthService for AuthGrpc {
         let token = token_of(&request)?;
         let ChangePasswordRequest { current_password, new_password } = request.into_inner();
         let pair = self.accounts.change_password(&token, current_password, new_password).await?;
-        Ok(Response::new(ChangePasswordResponse {
-            expires_in: pair.expires_in(),
-            access_token: pair.access.token,
-            token_type: "Bearer".into(),
-            refresh_token: pair.refresh_token,
-        }))
+        Ok(Response::new(pair.into()))
     }
 
     async fn delete_account(
@@ -196,3 +181,22 @@ fn public_user(user: UserRecord) -> User {
         created_at: Some(timestamp_from_micros(user.created_at)),
     }
 }
+
+/// Login, Refresh and ChangePassword each answer with a new token pair, in
+/// a response message of their own with the same four fields.
+macro_rules! answers_with_a_token_pair {
+    ($($response:ty),+) => {$(
+        impl From<TokenPair> for $response {
+            fn from(pair: TokenPair) -> Self {
+                Self {
+                    expires_in: pair.expires_in(),
+                    access_token: pair.access.token,
+                    token_type: "Bearer".into(),
+                    refresh_token: pair.refresh_token,
+                }
+            }
+        }
+    )+};
+}
+
+answers_with_a_token_pair!(LoginResponse, RefreshResponse, ChangePasswordResponse);

@@ -63,6 +63,7 @@ pub async fn store_floor(args: StoreFloorArgs) -> anyhow::Result<()> {
         histogram.add(worker.await??).context("merging latencies")?;
     }
     store.delete_books_of_owner(OWNER).await?;
+    store.close().await;
     let latency = Latency::of(&histogram);
     let report = Report {
         scenario: "store-floor",

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use bookstore_proto::auth::v1::{ListUsersRequest, LoginRequest, RegisterRequest, User};
+use bookstore_proto::auth::v1::{
+    ChangePasswordResponse, ListUsersRequest, LoginRequest, LoginResponse, RefreshResponse, RegisterRequest, User,
+};
 use serde::{Deserialize, Serialize};
 use tonic::Code;
 
@@ -89,6 +91,25 @@ pub struct TokenBody {
     pub refresh_token: String,
 }
 
+/// Login, Refresh and ChangePassword answer with the same four fields, each
+/// in a response message of its own.
+macro_rules! token_body_from {
+    ($($response:ty),+) => {$(
+        impl From<$response> for TokenBody {
+            fn from(response: $response) -> Self {
+                Self {
+                    token: response.access_token,
+                    token_type: response.token_type,
+                    expires_in: response.expires_in,
+                    refresh_token: response.refresh_token,
+                }
+            }
+        }
+    )+};
+}
+
+token_body_from!(LoginResponse, RefreshResponse, ChangePasswordResponse);
+
 /// Logs a user in with HTTP Basic and returns a token.
 ///
 /// Every failure is 401 "could not verify" with a Basic challenge, whatever
@@ -124,12 +145,7 @@ pub async fn login(State(state): State<AppState>, call: Call, headers: HeaderMap
             _ => ApiError::from(status).into_response(),
         })?
         .into_inner();
-    Ok(Json(TokenBody {
-        token: response.access_token,
-        token_type: response.token_type,
-        expires_in: response.expires_in,
-        refresh_token: response.refresh_token,
-    }))
+    Ok(Json(response.into()))
 }
 
 fn could_not_verify() -> Response {

@@ -51,12 +51,7 @@ pub async fn refresh(
 ) -> Result<Json<TokenBody>, ApiError> {
     let request = call.request(RefreshRequest { refresh_token: body.refresh_token });
     let response = state.upstreams.auth.clone().refresh(request).await.map_err(credential_error)?.into_inner();
-    Ok(Json(TokenBody {
-        token: response.access_token,
-        token_type: response.token_type,
-        expires_in: response.expires_in,
-        refresh_token: response.refresh_token,
-    }))
+    Ok(Json(response.into()))
 }
 
 /// What to log out besides the access token's session.
@@ -141,12 +136,7 @@ pub async fn change_password(
     let request = call
         .request(ChangePasswordRequest { current_password: body.current_password, new_password: body.new_password });
     let response = state.upstreams.auth.clone().change_password(request).await.map_err(credential_error)?.into_inner();
-    Ok(Json(TokenBody {
-        token: response.access_token,
-        token_type: response.token_type,
-        expires_in: response.expires_in,
-        refresh_token: response.refresh_token,
-    }))
+    Ok(Json(response.into()))
 }
 
 /// The account's password, asked again before an irreversible step.
