@@ -168,6 +168,17 @@ impl Accounts {
         self.start_session(&user).await
     }
 
+    /// Checks the password of a signed-in user (a stolen access token must
+    /// not allow unlimited guesses): the check counts in the user name's
+    /// login throttle, with the same waits as Login, and a success clears it.
+    async fn check_password_of(&self, user: &UserRecord, password: Password, field: &'static str) -> Result<()> {
+        self.count_login_attempt(&user.name_key).await?;
+        if !self.hasher.verify(password, Some(user.password_hash.clone())).await? {
+            return Err(Error::Unauthenticated(format!("{field}: is wrong")));
+        }
+        self.clear_login_attempts(&user.name_key).await
+    }
+
     /// Refuses the attempt while the name must wait; counts it otherwise.
     async fn count_login_attempt(&self, name_key: &str) -> Result<()> {
         if !self.login_throttle.is_enabled() {
@@ -299,9 +310,7 @@ impl Accounts {
             other => other,
         })?;
         let current = Password::parse_attempt(current)?;
-        if !self.hasher.verify(current, Some(user.password_hash.clone())).await? {
-            return Err(Error::Unauthenticated("current_password: is wrong".into()));
-        }
+        self.check_password_of(&user, current, "current_password").await?;
         let new_hash = self.hasher.hash(new).await?;
         let now = unix_micros();
         let ended = self.store.change_password(user.id, &new_hash, now, self.relevant_until(now)).await?;
@@ -315,9 +324,7 @@ impl Accounts {
     pub async fn delete_account(&self, token: &str, password: String) -> Result<()> {
         let (_, user) = self.authenticate(token).await?;
         let password = Password::parse_attempt(password)?;
-        if !self.hasher.verify(password, Some(user.password_hash.clone())).await? {
-            return Err(Error::Unauthenticated("password: is wrong".into()));
-        }
+        self.check_password_of(&user, password, "password").await?;
         let now = unix_micros();
         if self.store.delete_user(user.id, now, self.relevant_until(now)).await? {
             tracing::info!(public_id = %user.public_id, "account deleted");

@@ -1,5 +1,7 @@
 //! `bookstore.auth.v1.AuthService` over [`Accounts`]: decode, call, encode.
 
+use std::net::IpAddr;
+
 use bookstore_proto::auth::v1::auth_service_server::AuthService;
 use bookstore_proto::auth::v1::revocation::Subject;
 use bookstore_proto::auth::v1::{
@@ -36,13 +38,18 @@ impl AuthGrpc {
         self
     }
 
-    fn check_client_rate<T>(&self, request: &Request<T>) -> Result<(), Error> {
-        let Some((limiter, trusted_proxies)) = &self.client_limit else { return Ok(()) };
-        match client_address(request, trusted_proxies) {
-            Some(client) => limiter.check(client).inspect_err(|_| {
-                tracing::info!(%client, "call refused: client rate limit");
-            }),
-            None => Ok(()),
+    /// Takes a token from the caller's bucket; the caller, to refund it to
+    /// if the call turns out not to count.
+    fn check_client_rate<T>(&self, request: &Request<T>) -> Result<Option<IpAddr>, Error> {
+        let Some((limiter, trusted_proxies)) = &self.client_limit else { return Ok(None) };
+        let Some(client) = client_address(request, trusted_proxies) else { return Ok(None) };
+        limiter.check(client).inspect_err(|_| tracing::info!(%client, "call refused: client rate limit"))?;
+        Ok(Some(client))
+    }
+
+    fn refund_client_rate(&self, client: Option<IpAddr>) {
+        if let (Some((limiter, _)), Some(client)) = (&self.client_limit, client) {
+            limiter.refund(client);
         }
     }
 }
@@ -50,6 +57,8 @@ impl AuthGrpc {
 #[tonic::async_trait]
 impl AuthService for AuthGrpc {
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
+        // Every registration counts, successful or not: each one creates an
+        // account (and costs a hash), so one address cannot mass-create them.
         self.check_client_rate(&request)?;
         let RegisterRequest { name, password } = request.into_inner();
         let user = self.accounts.register(&name, password, false).await?;
@@ -57,9 +66,11 @@ impl AuthService for AuthGrpc {
     }
 
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
-        self.check_client_rate(&request)?;
+        // Failed logins count against the address; successful ones do not.
+        let client = self.check_client_rate(&request)?;
         let LoginRequest { name, password } = request.into_inner();
         let pair = self.accounts.login(&name, password).await?;
+        self.refund_client_rate(client);
         Ok(Response::new(pair.into()))
     }
 
@@ -112,11 +123,13 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<ValidateTokenRequest>,
     ) -> Result<Response<ValidateTokenResponse>, Status> {
-        let (claims, _) = self.accounts.authenticate(&request.get_ref().token).await?;
+        // The admin flag as the database has it now: the claim in the token
+        // may predate a demotion.
+        let (claims, user) = self.accounts.authenticate(&request.get_ref().token).await?;
         Ok(Response::new(ValidateTokenResponse {
             public_id: claims.sub,
-            name: claims.name,
-            admin: claims.admin,
+            name: user.name,
+            admin: user.admin,
             expires_at: Some(bookstore_proto::prost_types::Timestamp {
                 seconds: i64::try_from(claims.exp).unwrap_or(i64::MAX),
                 nanos: 0,

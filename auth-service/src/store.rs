@@ -20,6 +20,9 @@ pub struct UserRecord {
     pub id: i64,
     pub public_id: String,
     pub name: String,
+    /// The unique key of the name (see `UserName::key`): what logins and
+    /// the login throttle look the user up by.
+    pub name_key: String,
     pub password_hash: String,
     pub admin: bool,
     /// Unix time in microseconds.
@@ -32,6 +35,7 @@ impl std::fmt::Debug for UserRecord {
             .field("id", &self.id)
             .field("public_id", &self.public_id)
             .field("name", &self.name)
+            .field("name_key", &self.name_key)
             .field("admin", &self.admin)
             .field("created_at", &self.created_at)
             .finish_non_exhaustive()

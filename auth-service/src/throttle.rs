@@ -1,6 +1,7 @@
 //! Abuse resistance for Register and Login: a token bucket per client
-//! address (in memory, per replica), and a growing delay between login
-//! attempts per user name (in the database, so shared by every replica).
+//! address (in memory, per replica) that failed logins and registrations
+//! drain, and a growing delay between password checks per user name (in the
+//! database, so shared by every replica).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -42,7 +43,9 @@ impl ClientRateLimiter {
     }
 
     /// Takes a token for `client`, or says how long until one is there
-    /// (`ResourceExhausted` with a retry-after).
+    /// (`ResourceExhausted` with a retry-after). The token is taken before
+    /// the call runs, so parallel calls cannot outrun the bucket; a call
+    /// that should not count gives it back with [`Self::refund`].
     pub fn check(&self, client: IpAddr) -> Result<()> {
         if self.per_second <= 0.0 {
             return Ok(());
@@ -66,6 +69,20 @@ impl ClientRateLimiter {
             message: "too many requests from this address, retry later".into(),
             retry_after: wait,
         })
+    }
+}
+
+impl ClientRateLimiter {
+    /// Gives back the token a call of `client` took: a successful login
+    /// costs nothing, so one address (an office behind NAT, a test script)
+    /// can log in as often as it likes while wrong guesses still drain it.
+    pub fn refund(&self, client: IpAddr) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(bucket) = buckets.get_mut(&bucket_key(client)) {
+            let tokens = refilled(*bucket, now, self.per_second, self.burst);
+            *bucket = Bucket { tokens: (tokens + 1.0).min(self.burst), updated: now };
+        }
     }
 }
 
@@ -212,6 +229,19 @@ mod tests {
         let Err(Error::RateLimited { retry_after, .. }) = limiter.check(client) else { panic!("not limited") };
         assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(1), "{retry_after:?}");
         limiter.check("203.0.113.8".parse().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_refunded_token_is_there_for_the_next_call() {
+        let limiter = ClientRateLimiter::new(1, 2);
+        let client: IpAddr = "203.0.113.9".parse().unwrap();
+        for _ in 0..100 {
+            limiter.check(client).unwrap();
+            limiter.refund(client);
+        }
+        limiter.check(client).unwrap();
+        limiter.check(client).unwrap();
+        assert!(limiter.check(client).is_err());
     }
 
     #[test]

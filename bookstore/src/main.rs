@@ -60,10 +60,14 @@ struct Cli {
     #[arg(long, env = "BOOKSTORE_AUTH_METRICS_ADDR", default_value = "127.0.0.1:9101")]
     auth_metrics_addr: SocketAddr,
 
-    /// Address of books-service's Prometheus `/metrics` (HTTP); the
-    /// gateway's are on its own address, at `/metrics`.
+    /// Address of books-service's Prometheus `/metrics` (HTTP); port 0 picks a free port.
     #[arg(long, env = "BOOKSTORE_BOOKS_METRICS_ADDR", default_value = "127.0.0.1:9102")]
     books_metrics_addr: SocketAddr,
+
+    /// Address of the REST gateway's Prometheus `/metrics` (HTTP), apart
+    /// from its public address; port 0 picks a free port.
+    #[arg(long, env = "BOOKSTORE_GATEWAY_METRICS_ADDR", default_value = "127.0.0.1:9103")]
+    gateway_metrics_addr: SocketAddr,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -212,6 +216,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     let books = books_service::App::build(&books_settings).await?;
     let mut gateway_settings = gateway::Settings::from_env()?;
     gateway_settings.listen_addr = cli.gateway_addr;
+    gateway_settings.metrics_addr = Some(cli.gateway_metrics_addr);
     gateway_settings.auth_url = format!("http://{}", auth.local_addr());
     gateway_settings.books_url = format!("http://{}", books.local_addr());
     let gateway = gateway::App::build(&gateway_settings).await?;
@@ -223,8 +228,8 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     let metrics =
         |addr: Option<SocketAddr>| addr.map_or_else(|| "-".to_owned(), |addr| format!("http://{addr}/metrics"));
     println!(
-        "  metrics        http://{}/metrics, {}, {}",
-        gateway.local_addr(),
+        "  metrics        {}, {}, {}",
+        metrics(gateway.metrics_addr()),
         metrics(auth.metrics_addr()),
         metrics(books.metrics_addr())
     );

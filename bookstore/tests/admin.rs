@@ -142,7 +142,8 @@ async fn migrate_prepares_postgres_databases_and_admin_commands_follow_auth_data
 /// The all-in-one on free ports; returns it and auth-service's address.
 fn start_stack(data: &Path) -> (Child, String) {
     let mut child = bookstore(data, &["--gateway-addr", "127.0.0.1:0", "--auth-addr", "127.0.0.1:0"])
-        .args(["--books-addr", "127.0.0.1:0"])
+        .args(["--books-addr", "127.0.0.1:0", "--auth-metrics-addr", "127.0.0.1:0"])
+        .args(["--books-metrics-addr", "127.0.0.1:0", "--gateway-metrics-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

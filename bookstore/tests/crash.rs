@@ -26,6 +26,7 @@ async fn start(data: &Path, http: &reqwest::Client) -> (Child, String) {
         .args(["--gateway-addr", &gateway.to_string(), "--auth-addr", &auth.to_string()])
         .args(["--books-addr", &books.to_string()])
         .args(["--auth-metrics-addr", "127.0.0.1:0", "--books-metrics-addr", "127.0.0.1:0"])
+        .args(["--gateway-metrics-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

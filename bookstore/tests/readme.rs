@@ -1,6 +1,5 @@
-//! The README is a tested user manual: this starts the real stack on the
-//! README's ports (5000, 50051, 50052) in a fresh directory, checks its
-//! start-up output against the quick start's, then runs every walkthrough
+//! The README is a tested user manual: this starts the real stack in a fresh
+//! directory, checks its start-up output against the quick start's, then runs every walkthrough
 //! block of README.md, in order, in one bash session (so `TOKEN=...` carries
 //! over), and checks each command's output against the output shown.
 //!
@@ -17,6 +16,11 @@
 //! Trailing blank lines and trailing spaces do not count; exit codes neither
 //! (an error's message is the output shown).
 //!
+//! The stack runs on free ports, not the README's (5000, 50051, 50052, 9101,
+//! 9102, 9103), so the tests pass while the README's own stack runs: every
+//! `:PORT` of those in the README's commands and output is rewritten to the
+//! port this run uses.
+//!
 //! `target/release/bookstore` in a command is the binary under test. curl
 //! runs with `--no-progress-meter` (from a `.curlrc` in `CURL_HOME`): what it
 //! does at a terminal, where it shows no progress meter either.
@@ -31,7 +35,15 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
 const README: &str = include_str!("../../README.md");
-const PORTS: [u16; 5] = [5000, 50051, 50052, 9101, 9102];
+/// The README's ports, each with the launcher's variable for its address.
+const PORTS: [(u16, &str); 6] = [
+    (5000, "BOOKSTORE_GATEWAY_ADDR"),
+    (50051, "BOOKSTORE_AUTH_ADDR"),
+    (50052, "BOOKSTORE_BOOKS_ADDR"),
+    (9101, "BOOKSTORE_AUTH_METRICS_ADDR"),
+    (9102, "BOOKSTORE_BOOKS_METRICS_ADDR"),
+    (9103, "BOOKSTORE_GATEWAY_METRICS_ADDR"),
+];
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 const DONE: &str = "__README_TEST_DONE__";
 
@@ -174,19 +186,46 @@ impl Drop for Stack {
     }
 }
 
-/// The all-in-one on its default ports in `dir`; its start-up lines.
-fn start_stack(dir: &Path) -> (Stack, Vec<String>) {
-    for port in PORTS {
-        if let Err(error) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            panic!(
-                "port {port} is not free ({error}): the README test runs the stack on the README's ports \
-                 5000, 50051, 50052, 9101 and 9102. Stop whatever listens there (`ss -ltnp 'sport = :{port}'` shows it) \
-                 and run the test again"
-            );
-        }
+/// Each README port and the free port this run uses for it.
+struct PortMap(Vec<(u16, u16)>);
+
+impl PortMap {
+    fn free() -> Self {
+        // Bound all at once, so no two are the same; released just before
+        // the stack binds them.
+        let listeners: Vec<_> = PORTS.iter().map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        Self(PORTS.iter().zip(&listeners).map(|((readme, _), l)| (*readme, l.local_addr().unwrap().port())).collect())
     }
+
+    /// `text` with every `:PORT` of the README's ports (not followed by a
+    /// digit) replaced by this run's.
+    fn rewrite(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        'scan: while let Some(colon) = rest.find(':') {
+            out.push_str(&rest[..=colon]);
+            rest = &rest[colon + 1..];
+            for (readme, actual) in &self.0 {
+                let readme = readme.to_string();
+                if rest.starts_with(&readme) && !rest[readme.len()..].starts_with(|c: char| c.is_ascii_digit()) {
+                    out.push_str(&actual.to_string());
+                    rest = &rest[readme.len()..];
+                    continue 'scan;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// The all-in-one in `dir` on `ports`; its start-up lines.
+fn start_stack(dir: &Path, ports: &PortMap) -> (Stack, Vec<String>) {
     let mut command = Command::new(BIN);
     environment_without_settings(&mut command);
+    for ((_, variable), (_, port)) in PORTS.iter().zip(&ports.0) {
+        command.env(variable, format!("127.0.0.1:{port}"));
+    }
     let log = std::fs::File::create(dir.join("stack.log")).unwrap();
     let mut child = command.current_dir(dir).stdout(Stdio::piped()).stderr(log).spawn().unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -277,7 +316,8 @@ fn readme_walkthroughs_run_as_shown() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("target/release")).unwrap();
     std::os::unix::fs::symlink(BIN, dir.path().join("target/release/bookstore")).unwrap();
-    let (_stack, startup) = start_stack(dir.path());
+    let ports = PortMap::free();
+    let (_stack, startup) = start_stack(dir.path(), &ports);
     let log = || {
         let log = std::fs::read_to_string(dir.path().join("stack.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
@@ -288,7 +328,7 @@ fn readme_walkthroughs_run_as_shown() {
     let mut ran = 0;
     for block in &blocks {
         if block.kind == Kind::Startup {
-            let expected = normalized(&block.lines.join("\n"));
+            let expected = normalized(&ports.rewrite(&block.lines.join("\n")));
             assert!(
                 output_matches(&expected, &startup),
                 "README.md:{}: the stack's start-up output differs\n--- README\n{}\n--- actual\n{}\n--- stack log\n{}",
@@ -309,10 +349,10 @@ fn readme_walkthroughs_run_as_shown() {
         }
         for step in steps(block) {
             let output = dir.path().join(format!("output-{ran}"));
-            let Some(actual) = shell.run(&step.command, &output) else {
+            let Some(actual) = shell.run(&ports.rewrite(&step.command), &output) else {
                 panic!("README.md:{}: `{}` did not finish within {COMMAND_TIMEOUT:?}", step.line, step.command);
             };
-            let (expected, actual) = (normalized(&step.expected.join("\n")), normalized(&actual));
+            let (expected, actual) = (normalized(&ports.rewrite(&step.expected.join("\n"))), normalized(&actual));
             assert!(
                 output_matches(&expected, &actual),
                 "README.md:{}: the output of\n$ {}\ndiffers from the README's\n--- README\n{}\n--- actual\n{}\n--- stack log\n{}",
@@ -326,6 +366,15 @@ fn readme_walkthroughs_run_as_shown() {
         }
     }
     note(&format!("README: {ran} commands ran and printed what the README shows"));
+}
+
+#[test]
+fn readme_ports_are_rewritten_and_nothing_else() {
+    let ports = PortMap(vec![(5000, 41000), (50051, 41001)]);
+    assert_eq!(
+        ports.rewrite("curl http://127.0.0.1:5000/books -H 'a: b' grpcurl 127.0.0.1:50051 x:50001 :5000"),
+        "curl http://127.0.0.1:41000/books -H 'a: b' grpcurl 127.0.0.1:41001 x:50001 :41000"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::serve::ListenerExt as _;
-use bookstore_runtime::metrics::HttpMetrics;
+use bookstore_runtime::metrics::{HttpMetrics, MetricsServer};
 use bookstore_runtime::{Metrics, REQUEST_ID_HEADER};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -43,6 +43,9 @@ const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 pub struct App {
     listener: TcpListener,
     router: Router,
+    metrics: Metrics,
+    /// `/metrics` is served here, apart from the public routes.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -52,16 +55,21 @@ impl App {
         let state = AppState { upstreams, default_page_size: settings.default_page_size };
         let cors = settings.cors_origins()?.map(cors_layer);
         let metrics = Metrics::new();
-        let router =
-            with_middleware(routes::router(state), settings, cors, HttpMetrics::new(&metrics)).merge(metrics.router());
+        let router = with_middleware(routes::router(state), settings, cors, HttpMetrics::new(&metrics));
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
-        Ok(Self { listener, router })
+        let metrics_listener = bookstore_runtime::metrics::bind_metrics(settings.metrics_addr).await?;
+        Ok(Self { listener, router, metrics, metrics_listener })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The address `/metrics` is served on, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
@@ -73,12 +81,17 @@ impl App {
                 tracing::warn!(%error, "cannot set TCP_NODELAY");
             }
         });
+        let metrics_server = MetricsServer::spawn(&self.metrics, self.metrics_listener);
         // The peer address reaches the handlers, which forward it to
         // auth-service for its per-client limits.
-        axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+        let served = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await
-            .context("the gateway's HTTP server failed")?;
+            .context("the gateway's HTTP server failed");
+        if let Some(server) = metrics_server {
+            server.stop().await;
+        }
+        served?;
         tracing::info!("gateway stopped");
         Ok(())
     }

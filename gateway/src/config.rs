@@ -17,6 +17,12 @@ pub struct Settings {
     #[arg(long, env = "GATEWAY_LISTEN_ADDR", default_value = "127.0.0.1:5000")]
     pub listen_addr: SocketAddr,
 
+    /// Address of the HTTP admin listener serving Prometheus metrics on
+    /// `/metrics` (e.g. `0.0.0.0:9103`); none when unset. Never the public
+    /// address: the metrics tell about traffic and failures.
+    #[arg(long, env = "GATEWAY_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// auth-service's gRPC endpoint, or several replicas' endpoints separated
     /// by commas, or `dns://NAME:PORT` for every address NAME resolves to
     /// (calls are spread over them).

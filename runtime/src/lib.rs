@@ -88,13 +88,7 @@ pub async fn serve(
     metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    let metrics_server = metrics_listener.map(|listener| {
-        let stopped = async {
-            let _ = metrics_stopped.await;
-        };
-        tokio::spawn(metrics.clone().serve(listener, stopped))
-    });
+    let metrics_server = metrics::MetricsServer::spawn(metrics, metrics_listener);
     let served = tonic::transport::Server::builder()
         // Detect dead peers (a load balancer that went away, a killed client).
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -115,13 +109,8 @@ pub async fn serve(
         // 40 ms stall against delayed ACKs).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await;
-    drop(stop_metrics);
     if let Some(server) = metrics_server {
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(error = format!("{error:#}"), "metrics server failed"),
-            Err(error) => tracing::error!(%error, "metrics server panicked"),
-        }
+        server.stop().await;
     }
     served
 }

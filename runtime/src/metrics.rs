@@ -128,6 +128,36 @@ impl Metrics {
     }
 }
 
+/// `/metrics` served in the background on an admin listener, for as long
+/// as the service it belongs to runs: [`MetricsServer::stop`] ends it.
+pub struct MetricsServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl MetricsServer {
+    /// Starts serving `metrics` on `listener`, if there is one.
+    pub fn spawn(metrics: &Metrics, listener: Option<TcpListener>) -> Option<Self> {
+        let listener = listener?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        Some(Self { stop, task: tokio::spawn(metrics.clone().serve(listener, stopped)) })
+    }
+
+    /// Stops serving; a failure is logged (the service's own outcome is
+    /// what counts).
+    pub async fn stop(self) {
+        drop(self.stop);
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(error = format!("{error:#}"), "metrics server failed"),
+            Err(error) => tracing::error!(%error, "metrics server panicked"),
+        }
+    }
+}
+
 /// Binds the metrics listener of a service when an address is configured.
 pub async fn bind_metrics(addr: Option<std::net::SocketAddr>) -> anyhow::Result<Option<TcpListener>> {
     let Some(addr) = addr else { return Ok(None) };

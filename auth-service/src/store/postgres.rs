@@ -38,7 +38,7 @@ impl UserStore for PostgresUserStore {
         sqlx::query_as(
             "insert into users (public_id, name, name_key, password_hash, admin, created_at)
              values ($1, $2, $3, $4, $5, $6)
-             returning id, public_id, name, password_hash, admin, created_at",
+             returning id, public_id, name, name_key, password_hash, admin, created_at",
         )
         .bind(user.public_id)
         .bind(user.name)
@@ -53,7 +53,7 @@ impl UserStore for PostgresUserStore {
 
     async fn find_user_by_name_key(&self, name_key: &str) -> Result<Option<UserRecord>> {
         Ok(sqlx::query_as(
-            "select id, public_id, name, password_hash, admin, created_at from users where name_key = $1",
+            "select id, public_id, name, name_key, password_hash, admin, created_at from users where name_key = $1",
         )
         .bind(name_key)
         .fetch_optional(&self.pool)
@@ -62,7 +62,7 @@ impl UserStore for PostgresUserStore {
 
     async fn find_user_by_public_id(&self, public_id: &str) -> Result<Option<UserRecord>> {
         Ok(sqlx::query_as(
-            "select id, public_id, name, password_hash, admin, created_at from users where public_id = $1",
+            "select id, public_id, name, name_key, password_hash, admin, created_at from users where public_id = $1",
         )
         .bind(public_id)
         .fetch_optional(&self.pool)
@@ -71,7 +71,7 @@ impl UserStore for PostgresUserStore {
 
     async fn list_users(&self, after_id: i64, limit: u32) -> Result<Vec<UserRecord>> {
         Ok(sqlx::query_as(
-            "select id, public_id, name, password_hash, admin, created_at from users
+            "select id, public_id, name, name_key, password_hash, admin, created_at from users
              where id > $1 order by id limit $2",
         )
         .bind(after_id)
@@ -83,7 +83,7 @@ impl UserStore for PostgresUserStore {
     async fn set_admin(&self, name_key: &str, admin: bool) -> Result<UserRecord> {
         sqlx::query_as(
             "update users set admin = $1 where name_key = $2
-             returning id, public_id, name, password_hash, admin, created_at",
+             returning id, public_id, name, name_key, password_hash, admin, created_at",
         )
         .bind(admin)
         .bind(name_key)
@@ -103,7 +103,7 @@ impl UserStore for PostgresUserStore {
             .bind(user.id)
             .bind(&user.public_id)
             .bind(&user.name)
-            .bind(user.name.to_lowercase())
+            .bind(&user.name_key)
             .bind(&user.password_hash)
             .bind(user.admin)
             .bind(user.created_at)
@@ -199,7 +199,7 @@ impl UserStore for PostgresUserStore {
 
     async fn find_active_session_user(&self, session_id: &str) -> Result<Option<UserRecord>> {
         Ok(sqlx::query_as(
-            "select u.id, u.public_id, u.name, u.password_hash, u.admin, u.created_at
+            "select u.id, u.public_id, u.name, u.name_key, u.password_hash, u.admin, u.created_at
              from sessions s join users u on u.id = s.user_id
              where s.id = $1 and s.revoked_at is null",
         )
@@ -248,7 +248,7 @@ impl UserStore for PostgresUserStore {
         .execute(&mut *transaction)
         .await?;
         let user: UserRecord = sqlx::query_as(
-            "select u.id, u.public_id, u.name, u.password_hash, u.admin, u.created_at
+            "select u.id, u.public_id, u.name, u.name_key, u.password_hash, u.admin, u.created_at
              from sessions s join users u on u.id = s.user_id where s.id = $1",
         )
         .bind(&session_id)

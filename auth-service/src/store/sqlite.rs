@@ -36,7 +36,7 @@ impl UserStore for SqliteUserStore {
         sqlx::query_as(
             "insert into users (public_id, name, name_key, password_hash, admin, created_at)
              values (?, ?, ?, ?, ?, ?)
-             returning id, public_id, name, password_hash, admin, created_at",
+             returning id, public_id, name, name_key, password_hash, admin, created_at",
         )
         .bind(user.public_id)
         .bind(user.name)
@@ -50,15 +50,17 @@ impl UserStore for SqliteUserStore {
     }
 
     async fn find_user_by_name_key(&self, name_key: &str) -> Result<Option<UserRecord>> {
-        Ok(sqlx::query_as("select id, public_id, name, password_hash, admin, created_at from users where name_key = ?")
-            .bind(name_key)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "select id, public_id, name, name_key, password_hash, admin, created_at from users where name_key = ?",
+        )
+        .bind(name_key)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn find_user_by_public_id(&self, public_id: &str) -> Result<Option<UserRecord>> {
         Ok(sqlx::query_as(
-            "select id, public_id, name, password_hash, admin, created_at from users where public_id = ?",
+            "select id, public_id, name, name_key, password_hash, admin, created_at from users where public_id = ?",
         )
         .bind(public_id)
         .fetch_optional(&self.pool)
@@ -67,7 +69,7 @@ impl UserStore for SqliteUserStore {
 
     async fn list_users(&self, after_id: i64, limit: u32) -> Result<Vec<UserRecord>> {
         Ok(sqlx::query_as(
-            "select id, public_id, name, password_hash, admin, created_at from users
+            "select id, public_id, name, name_key, password_hash, admin, created_at from users
              where id > ? order by id limit ?",
         )
         .bind(after_id)
@@ -79,7 +81,7 @@ impl UserStore for SqliteUserStore {
     async fn set_admin(&self, name_key: &str, admin: bool) -> Result<UserRecord> {
         sqlx::query_as(
             "update users set admin = ? where name_key = ?
-             returning id, public_id, name, password_hash, admin, created_at",
+             returning id, public_id, name, name_key, password_hash, admin, created_at",
         )
         .bind(admin)
         .bind(name_key)
@@ -99,7 +101,7 @@ impl UserStore for SqliteUserStore {
             .bind(user.id)
             .bind(&user.public_id)
             .bind(&user.name)
-            .bind(user.name.to_lowercase())
+            .bind(&user.name_key)
             .bind(&user.password_hash)
             .bind(user.admin)
             .bind(user.created_at)
@@ -190,7 +192,7 @@ impl UserStore for SqliteUserStore {
 
     async fn find_active_session_user(&self, session_id: &str) -> Result<Option<UserRecord>> {
         Ok(sqlx::query_as(
-            "select u.id, u.public_id, u.name, u.password_hash, u.admin, u.created_at
+            "select u.id, u.public_id, u.name, u.name_key, u.password_hash, u.admin, u.created_at
              from sessions s join users u on u.id = s.user_id
              where s.id = ? and s.revoked_at is null",
         )
@@ -237,7 +239,7 @@ impl UserStore for SqliteUserStore {
             .execute(&mut *transaction)
             .await?;
         let user: UserRecord = sqlx::query_as(
-            "select u.id, u.public_id, u.name, u.password_hash, u.admin, u.created_at
+            "select u.id, u.public_id, u.name, u.name_key, u.password_hash, u.admin, u.created_at
              from sessions s join users u on u.id = s.user_id where s.id = ?",
         )
         .bind(&session_id)

@@ -5,10 +5,12 @@ use std::time::{Duration, Instant};
 
 use auth_service::Settings;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
-use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
+use bookstore_proto::auth::v1::{
+    ChangePasswordRequest, DeleteAccountRequest, LoginRequest, RegisterRequest, ValidateTokenRequest,
+};
 use tonic::Code;
 
-use crate::helpers::{PASSWORD, TestApp, settings, start_with};
+use crate::helpers::{PASSWORD, TestApp, settings, start_with, with_token};
 
 /// A server with only the limits a test asks for switched on.
 async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
@@ -142,6 +144,113 @@ async fn the_client_rate_limit_refuses_register_and_login_with_a_retry_after() {
     // Other RPCs are not limited by it.
     let jwks = app.client.clone().get_jwks(bookstore_proto::auth::v1::GetJwksRequest {}).await;
     assert!(jwks.is_ok());
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_with_a_stolen_token_is_throttled_like_login() {
+    // Arrange: the attacker holds the victim's access token, not the password.
+    let app = spawn_with(|settings| {
+        settings.login_free_attempts = 3;
+        settings.login_delay_secs = 60;
+    })
+    .await;
+    app.register("victim").await.unwrap();
+    let stolen = app.login("victim", PASSWORD).await.unwrap();
+    let change = |current: &str| {
+        let request = ChangePasswordRequest { current_password: current.into(), new_password: "taken over!".into() };
+        let mut client = app.client.clone();
+        let request = with_token(&stolen, request);
+        async move { client.change_password(request).await.map(|_| ()) }
+    };
+    let delete = |password: &str| {
+        let request = with_token(&stolen, DeleteAccountRequest { password: password.into() });
+        let mut client = app.client.clone();
+        async move { client.delete_account(request).await.map(|_| ()) }
+    };
+
+    // Act: 30 wrong guesses at once over both RPCs, then the right password.
+    let guesses = (0..30).map(|index| async move {
+        if index % 2 == 0 { change(&format!("guess-{index}")).await } else { delete(&format!("guess-{index}")).await }
+    });
+    let results = futures::future::join_all(guesses).await;
+    let right_change = change(PASSWORD).await.unwrap_err();
+    let right_delete = delete(PASSWORD).await.unwrap_err();
+
+    // Assert: three guesses were checked, the rest must wait, and so must
+    // the right password: the account is not taken over.
+    let checked = results.iter().filter(|r| r.as_ref().is_err_and(|s| s.code() == Code::Unauthenticated)).count();
+    let waiting = results.iter().filter(|r| r.as_ref().is_err_and(|s| s.code() == Code::ResourceExhausted)).count();
+    assert_eq!((checked, waiting), (3, 27), "{results:?}");
+    for refused in [&right_change, &right_delete] {
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!((59..=60).contains(&retry_after(refused)), "{refused:?}");
+        assert!(refused.message().starts_with("too many failed logins for this name"), "{refused:?}");
+    }
+    // The same throttle: a login for the name waits too.
+    assert_eq!(app.login("victim", PASSWORD).await.unwrap_err().code(), Code::ResourceExhausted);
+    let still_valid = app.client.clone().validate_token(ValidateTokenRequest { token: stolen.clone() }).await;
+    assert!(still_valid.is_ok(), "{still_valid:?}");
+}
+
+#[tokio::test]
+async fn a_right_current_password_clears_the_count() {
+    // Arrange
+    let app = spawn_with(|settings| {
+        settings.login_free_attempts = 2;
+        settings.login_delay_secs = 60;
+    })
+    .await;
+    app.register("erin").await.unwrap();
+    let token = app.login("erin", PASSWORD).await.unwrap();
+    let wrong = ChangePasswordRequest { current_password: "nope-nope".into(), new_password: "a new passphrase".into() };
+    let status = app.client.clone().change_password(with_token(&token, wrong)).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::Unauthenticated, "current_password: is wrong"));
+
+    // Act
+    let right = ChangePasswordRequest { current_password: PASSWORD.into(), new_password: "a new passphrase".into() };
+    let changed = app.client.clone().change_password(with_token(&token, right)).await.unwrap().into_inner();
+
+    // Assert: the earlier failure is forgotten: two more wrong checks are
+    // checked (not refused with a wait).
+    for _ in 0..2 {
+        let wrong = DeleteAccountRequest { password: "nope-nope".into() };
+        let status = app.client.clone().delete_account(with_token(&changed.access_token, wrong)).await.unwrap_err();
+        assert_eq!((status.code(), status.message()), (Code::Unauthenticated, "password: is wrong"));
+    }
+}
+
+#[tokio::test]
+async fn correct_logins_from_one_address_are_not_limited_but_failed_ones_are() {
+    // Arrange: the default per-address limit (a burst of 30, then 60 a
+    // minute), ten users registered from this one address.
+    let app = spawn_with(|settings| {
+        settings.client_rate_per_minute = 60;
+        settings.client_burst = 30;
+    })
+    .await;
+    for index in 0..10 {
+        app.register(&format!("office{index}")).await.unwrap();
+    }
+
+    // Act: 100 correct logins, ten at a time, from the same address.
+    let mut results = Vec::new();
+    for round in 0..10 {
+        let logins = (0..10).map(|index| app.login_as(&format!("office{}", (index + round) % 10), PASSWORD));
+        results.extend(futures::future::join_all(logins).await);
+    }
+    // ... then a stream of wrong passwords for names that do not exist.
+    let mut failed = Vec::new();
+    for index in 0..40 {
+        failed.push(app.login(&format!("stranger{index}"), "wrong password").await.unwrap_err());
+    }
+
+    // Assert
+    let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(refused.is_empty(), "{} of 100 correct logins refused: {refused:?}", refused.len());
+    let limited = failed.iter().position(|status| status.code() == Code::ResourceExhausted);
+    let limited = limited.expect("wrong logins from one address are limited");
+    assert!(limited <= 30, "{limited} wrong logins passed before the limit: {failed:?}");
+    assert_eq!(failed[limited].message(), "too many requests from this address, retry later");
 }
 
 fn from_client(client: &str, name: &str) -> tonic::Request<RegisterRequest> {

@@ -58,8 +58,8 @@ pub struct TestApp {
     pub books_settings: books_service::Settings,
     pub auth: Running,
     pub books: Running,
-    /// Held so the gateway runs until the test ends: dropping it stops it.
-    _gateway: Running,
+    /// Runs until the test ends: dropping it stops it.
+    pub gateway: Running,
     /// Last, so the databases outlive the services.
     _dir: TempDir,
 }
@@ -118,8 +118,10 @@ pub async fn spawn_app_configured(
     gateway_settings.books_url = format!("http://{}", books.addr);
     configure(&mut gateway_settings);
     gateway_settings.listen_addr = any_port;
+    gateway_settings.metrics_addr = Some(any_port);
     let app = gateway::App::build(&gateway_settings).await.unwrap();
-    let gateway = Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped));
+    let metrics = app.metrics_addr();
+    let gateway = Running { metrics, ..Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped)) };
 
     TestApp {
         base_url: format!("http://{}", gateway.addr),
@@ -128,7 +130,7 @@ pub async fn spawn_app_configured(
         books_settings,
         auth,
         books,
-        _gateway: gateway,
+        gateway,
         _dir: dir,
     }
 }

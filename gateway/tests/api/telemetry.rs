@@ -49,7 +49,7 @@ async fn every_service_counts_its_requests_by_route_or_method_and_status_on_metr
     assert_eq!(garbage.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let unknown = app.http.get(format!("{}/no/such/route/{id}", app.base_url)).send().await.unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    let gateway = scrape(&app, format!("{}/metrics", app.base_url)).await;
+    let gateway = scrape(&app, format!("http://{}/metrics", app.gateway.metrics.unwrap())).await;
     let books = scrape(&app, format!("http://{}/metrics", app.books.metrics.unwrap())).await;
     let auth = scrape(&app, format!("http://{}/metrics", app.auth.metrics.unwrap())).await;
 
@@ -92,6 +92,21 @@ async fn every_service_counts_its_requests_by_route_or_method_and_status_on_metr
     assert_eq!(value(&auth, "auth_password_hash_queue_depth"), Some(0.0), "{auth}");
     assert_eq!(value(&auth, "auth_password_hashes_in_flight"), Some(0.0), "{auth}");
     assert!(value(&auth, r#"db_pool_connections{state="in_use"}"#).is_some(), "{auth}");
+}
+
+#[tokio::test]
+async fn the_gateway_serves_metrics_on_its_admin_address_only() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let public = app.http.get(format!("{}/metrics", app.base_url)).send().await.unwrap();
+    let admin = scrape(&app, format!("http://{}/metrics", app.gateway.metrics.unwrap())).await;
+
+    // Assert: the public address knows no /metrics; the admin one counted
+    // the public attempt.
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    assert!(admin.contains(r#"http_server_requests_total{method="GET",route="unmatched",status="404"} 1"#), "{admin}");
 }
 
 #[tokio::test]
