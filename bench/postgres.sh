@@ -28,12 +28,15 @@ cleanup() {
 trap cleanup EXIT
 
 "$BIN" generate-signing-key --out "$WORK/key.pem" >/dev/null
+"$BIN" generate-service-token --out "$WORK/service-token" >/dev/null
 export RUST_LOG=warn
 # Every request comes from one address: the per-client limit would cap the login run.
 export AUTH_CLIENT_RATE_PER_MINUTE=0
 AUTH_LISTEN_ADDR=127.0.0.1:16051 AUTH_DATABASE_URL="$SERVER/auth_$SUFFIX" AUTH_SIGNING_KEY_FILE="$WORK/key.pem" \
+  AUTH_SERVICE_TOKEN_FILE="$WORK/service-token" \
   "$BIN" auth-service 2>"$WORK/auth.log" & PIDS+=("$!"); AUTH_PID=$!
 BOOKS_LISTEN_ADDR=127.0.0.1:16052 BOOKS_DATABASE_URL="$SERVER/books_$SUFFIX" BOOKS_AUTH_URL=http://127.0.0.1:16051 \
+  BOOKS_SERVICE_TOKEN_FILE="$WORK/service-token" \
   "$BIN" books-service 2>"$WORK/books.log" & PIDS+=("$!"); BOOKS_PID=$!
 GATEWAY_LISTEN_ADDR=127.0.0.1:16000 GATEWAY_AUTH_URL=http://127.0.0.1:16051 GATEWAY_BOOKS_URL=http://127.0.0.1:16052 \
   "$BIN" gateway 2>"$WORK/gateway.log" & PIDS+=("$!"); GATEWAY_PID=$!

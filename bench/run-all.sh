@@ -136,8 +136,8 @@ wrk -t1 -c16 -d"${DUR}s" --latency "http://$ECHO_HTTP/proxy" >"$RAW/wrk-echo-pro
 # environment's other AUTH_/BOOKS_/GATEWAY_ variables still apply).
 # Every request comes from one address, and the timing runs fail logins on
 # purpose: the per-client limit and the per-name throttle (SECURITY.md) are off.
-auth_cmd() { echo "$BIN/bookstore" auth-service --listen-addr "$AUTH" --database-url "sqlite://$1/auth.db" --signing-key-file "$1/key.pem" --client-rate-per-minute 0 --login-free-attempts 0; }
-books_cmd() { echo "$BIN/bookstore" books-service --listen-addr "$BOOKS" --database-url "sqlite://$1/books.db" --auth-url "http://$AUTH"; }
+auth_cmd() { echo "$BIN/bookstore" auth-service --listen-addr "$AUTH" --database-url "sqlite://$1/auth.db" --signing-key-file "$1/key.pem" --service-token-file "$1/service-token" --client-rate-per-minute 0 --login-free-attempts 0; }
+books_cmd() { echo "$BIN/bookstore" books-service --listen-addr "$BOOKS" --database-url "sqlite://$1/books.db" --service-token-file "$1/service-token" --auth-url "http://$AUTH"; }
 gateway_cmd() { echo "$BIN/bookstore" gateway --listen-addr "$GATEWAY" --auth-url "http://$AUTH" --books-url "http://$BOOKS"; }
 AUTH_HEALTH="grpc://$AUTH/bookstore.auth.v1.AuthService"
 BOOKS_HEALTH="grpc://$BOOKS/bookstore.books.v1.BooksService"
@@ -205,7 +205,7 @@ h2load -c16 -m8 -D "$DUR" --warm-up-time="$WARM_H2" -H 'content-type: applicatio
 log "stack: the targets' comparisons, $ROUNDS rounds"
 BOOKS_OFF=127.0.0.1:15053 GATEWAY_OFF=127.0.0.1:15001
 BOOKS_TOKEN_CACHE_CAPACITY=0 "$BIN/bookstore" books-service --listen-addr "$BOOKS_OFF" --database-url "sqlite://$DATA/books.db" \
-  --auth-url "http://$AUTH" 2>>"$DATA/books-off.log" & BOOKS_OFF_PID=$!; PIDS+=("$!")
+  --service-token-file "$DATA/service-token" --auth-url "http://$AUTH" 2>>"$DATA/books-off.log" & BOOKS_OFF_PID=$!; PIDS+=("$!")
 "$BIN/bookstore" gateway --listen-addr "$GATEWAY_OFF" --auth-url "http://$AUTH" --books-url "http://$BOOKS_OFF" \
   2>>"$DATA/gateway-off.log" & GATEWAY_OFF_PID=$!; PIDS+=("$!")
 wait_for "grpc://$BOOKS_OFF/bookstore.books.v1.BooksService"; wait_for "http://$GATEWAY_OFF/readyz"

@@ -40,6 +40,19 @@ pub enum AdminCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Writes a new service token (the shared secret our services present
+    /// for the RPCs only they may call) to a file, readable by its owner only.
+    ///
+    /// auth-service generates its token file on first start by itself; this
+    /// is for deployments that hand one file to every auth-service and
+    /// books-service replica (AUTH_SERVICE_TOKEN_FILE, BOOKS_SERVICE_TOKEN_FILE).
+    #[command(after_help = "Example:
+  bookstore generate-service-token --out /run/secrets/service-token")]
+    GenerateServiceToken {
+        /// Where to write the token; refuses to overwrite.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Lists every user: name, admin or not, public id, creation time (UTC).
     ///
     /// Reads the user database directly (no running service or token needed).
@@ -108,6 +121,12 @@ impl AdminCommand {
                 let key = SigningKey::generate();
                 crate::keys::write_private_file(out, &key.to_pkcs8_pem()?, false)?;
                 println!("wrote signing key {} (kid {})", out.display(), key.kid());
+                Ok(())
+            }
+            Self::GenerateServiceToken { out } => {
+                let token = bookstore_tokens::ServiceToken::generate();
+                crate::keys::write_private_file(out, &format!("{}\n", token.expose()), false)?;
+                println!("wrote service token {}", out.display());
                 Ok(())
             }
             Self::RotateSigningKey => rotate_signing_key(settings),

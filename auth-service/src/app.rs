@@ -14,7 +14,7 @@ use tonic::service::Routes;
 use crate::accounts::{Accounts, SessionPolicy};
 use crate::config::Settings;
 use crate::grpc::AuthGrpc;
-use crate::keys::{load_signing_key, load_verification_keys};
+use crate::keys::{load_service_token, load_signing_key, load_verification_keys};
 use crate::password::PasswordHasher;
 use crate::throttle::ClientRateLimiter;
 
@@ -32,11 +32,13 @@ pub struct App {
 impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let accounts = accounts(settings).await?;
+        let service_token = load_service_token(settings)?;
         let (routes, health) =
             bookstore_runtime::standard_routes(bookstore_proto::auth::v1::auth_service_server::SERVICE_NAME)?;
         health.set_serving::<AuthServiceServer<AuthGrpc>>().await;
         let limiter = ClientRateLimiter::new(settings.client_rate_per_minute, settings.client_burst);
-        let grpc = AuthGrpc::new(accounts.clone()).with_client_limit(limiter, settings.trusted_proxies.clone());
+        let grpc =
+            AuthGrpc::new(accounts.clone(), service_token).with_client_limit(limiter, settings.trusted_proxies.clone());
         let limits = settings.server_limits();
         let routes =
             routes.add_service(AuthServiceServer::new(grpc).max_decoding_message_size(limits.max_message_bytes));

@@ -48,6 +48,22 @@ pub struct Settings {
     #[arg(long, env = "AUTH_GENERATE_SIGNING_KEY", default_value_t = true, action = ArgAction::Set)]
     pub generate_signing_key: bool,
 
+    /// File holding the service token: the shared secret books-service (and
+    /// any other of our services) presents for the calls only services may
+    /// make (`ListRevocations`). Generated on first start if missing (see
+    /// `AUTH_GENERATE_SERVICE_TOKEN`).
+    #[arg(long, env = "AUTH_SERVICE_TOKEN_FILE", default_value = "data/service-token")]
+    pub service_token_file: PathBuf,
+
+    /// The service token itself; overrides the file.
+    #[arg(long, env = "AUTH_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+
+    /// Generate the service token file on first start if it is missing.
+    /// Turn off when several replicas must share one token.
+    #[arg(long, env = "AUTH_GENERATE_SERVICE_TOKEN", default_value_t = true, action = ArgAction::Set)]
+    pub generate_service_token: bool,
+
     /// The `iss` claim of issued tokens.
     #[arg(long, env = "AUTH_ISSUER", default_value = "bookstore-auth")]
     pub issuer: String,
@@ -176,6 +192,9 @@ impl fmt::Debug for Settings {
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
             .field("verification_key_files", &self.verification_key_files)
             .field("generate_signing_key", &self.generate_signing_key)
+            .field("service_token_file", &self.service_token_file)
+            .field("service_token", &self.service_token.as_ref().map(|_| "<redacted>"))
+            .field("generate_service_token", &self.generate_service_token)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("token_ttl_secs", &self.token_ttl_secs)

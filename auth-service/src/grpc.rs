@@ -11,6 +11,7 @@ use bookstore_proto::auth::v1::{
     RegisterResponse, Revocation, User, ValidateTokenRequest, ValidateTokenResponse,
 };
 use bookstore_proto::timestamp_from_micros;
+use bookstore_tokens::{SERVICE_TOKEN_METADATA, ServiceToken};
 use tonic::{Request, Response, Status};
 
 use crate::accounts::{Accounts, TokenPair};
@@ -21,13 +22,31 @@ use crate::throttle::{ClientRateLimiter, TrustedProxy, client_address};
 /// The gRPC face of [`Accounts`].
 pub struct AuthGrpc {
     accounts: Accounts,
+    /// What callers of the service-only RPCs must present.
+    service_token: ServiceToken,
     /// Register and Login calls per client address.
     client_limit: Option<(ClientRateLimiter, Vec<TrustedProxy>)>,
 }
 
 impl AuthGrpc {
-    pub fn new(accounts: Accounts) -> Self {
-        Self { accounts, client_limit: None }
+    pub fn new(accounts: Accounts, service_token: ServiceToken) -> Self {
+        Self { accounts, service_token, client_limit: None }
+    }
+
+    /// Refuses a call to a service-only RPC that does not carry our
+    /// service token: users (even admins) and strangers get Unauthenticated.
+    fn require_service<T>(&self, request: &Request<T>) -> Result<(), Error> {
+        let presented = request.metadata().get(SERVICE_TOKEN_METADATA).and_then(|value| value.to_str().ok());
+        match presented {
+            Some(token) if self.service_token.matches(token) => Ok(()),
+            Some(_) => {
+                tracing::warn!("service-only call refused: wrong service token");
+                Err(Error::Unauthenticated(format!("{SERVICE_TOKEN_METADATA}: is not this deployment's service token")))
+            }
+            None => Err(Error::Unauthenticated(format!(
+                "{SERVICE_TOKEN_METADATA}: is missing: this RPC is only for Bookstore's own services"
+            ))),
+        }
     }
 
     /// Limits Register and Login per client address; the client of a call
@@ -109,6 +128,7 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<ListRevocationsRequest>,
     ) -> Result<Response<ListRevocationsResponse>, Status> {
+        self.require_service(&request)?;
         let ListRevocationsRequest { since, page_size, page_token } = request.into_inner();
         let since = since
             .map_or(0, |since| since.seconds.saturating_mul(1_000_000).saturating_add(i64::from(since.nanos / 1_000)));

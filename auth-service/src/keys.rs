@@ -1,10 +1,10 @@
-//! Where the token signing key comes from.
+//! Where the token signing key and the service token come from.
 
 use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use bookstore_tokens::{PublicJwk, SigningKey};
+use bookstore_tokens::{PublicJwk, ServiceToken, SigningKey};
 
 use crate::config::Settings;
 
@@ -40,6 +40,24 @@ pub fn load_verification_keys(settings: &Settings) -> anyhow::Result<Vec<PublicJ
             PublicJwk::from_any_pem(&pem).with_context(|| format!("verification key {}", path.display()))
         })
         .collect()
+}
+
+/// The service token calls to service-only RPCs must carry:
+/// `AUTH_SERVICE_TOKEN`, else the file's, generated on first start when
+/// allowed (as the signing key is).
+pub fn load_service_token(settings: &Settings) -> anyhow::Result<ServiceToken> {
+    if let Some(text) = &settings.service_token {
+        return ServiceToken::parse(text).context("AUTH_SERVICE_TOKEN");
+    }
+    let path = &settings.service_token_file;
+    if settings.generate_service_token && !path.exists() {
+        let token = ServiceToken::generate();
+        write_private_file(path, &format!("{}\n", token.expose()), false)?;
+        tracing::info!(path = %path.display(), "generated a new service token");
+        return Ok(token);
+    }
+    ServiceToken::read(path)
+        .context("set AUTH_SERVICE_TOKEN_FILE (or AUTH_SERVICE_TOKEN), or allow AUTH_GENERATE_SERVICE_TOKEN")
 }
 
 /// Writes a secret readable by the owner only, atomically (temp + rename),

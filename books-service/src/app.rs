@@ -50,6 +50,7 @@ struct Background {
 
 impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let service_token = settings.load_service_token()?;
         let store = crate::store::connect(&settings.database_url).await?;
         let auth_replicas = Replicas::new(
             &settings.auth_url,
@@ -65,7 +66,7 @@ impl App {
             Duration::from_secs(settings.jwks_min_refetch_secs),
             settings.token_cache_capacity,
         );
-        let revocations = RevocationList::new(auth, store.clone());
+        let revocations = RevocationList::new(auth, service_token, store.clone());
         let (routes, health) = bookstore_runtime::standard_routes(SERVICE_NAME)?;
         // Not ready until the signing keys and revocations are in: every
         // call would fail.

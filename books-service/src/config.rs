@@ -1,6 +1,7 @@
 //! books-service settings, from flags or environment variables.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bookstore_runtime::ServerLimits;
@@ -27,6 +28,16 @@ pub struct Settings {
     /// `dns://NAME:PORT` for every address NAME resolves to.
     #[arg(long, env = "BOOKS_AUTH_URL", default_value = "http://127.0.0.1:50051")]
     pub auth_url: String,
+
+    /// File holding the service token auth-service accepts for the calls
+    /// only services make (its revocation feed): the file auth-service's
+    /// `AUTH_SERVICE_TOKEN_FILE` names, or a copy.
+    #[arg(long, env = "BOOKS_SERVICE_TOKEN_FILE", default_value = "data/service-token")]
+    pub service_token_file: PathBuf,
+
+    /// The service token itself; overrides the file.
+    #[arg(long, env = "BOOKS_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
 
     /// The `iss` tokens must carry (auth-service's `AUTH_ISSUER`).
     #[arg(long, env = "BOOKS_TOKEN_ISSUER", default_value = "bookstore-auth")]
@@ -90,6 +101,20 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The service token: `BOOKS_SERVICE_TOKEN`, else the file's.
+    pub fn load_service_token(&self) -> anyhow::Result<bookstore_tokens::ServiceToken> {
+        use anyhow::Context as _;
+        match &self.service_token {
+            Some(text) => bookstore_tokens::ServiceToken::parse(text).context("BOOKS_SERVICE_TOKEN"),
+            None => bookstore_tokens::ServiceToken::read(&self.service_token_file).context(
+                "books-service needs the service token auth-service accepts (auth-service writes it on first \
+                 start): set BOOKS_SERVICE_TOKEN_FILE to that file, or BOOKS_SERVICE_TOKEN",
+            ),
+        }
+    }
+}
+
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
@@ -97,6 +122,8 @@ impl std::fmt::Debug for Settings {
             .field("metrics_addr", &self.metrics_addr)
             .field("database_url", &bookstore_runtime::redact_password(&self.database_url))
             .field("auth_url", &self.auth_url)
+            .field("service_token_file", &self.service_token_file)
+            .field("service_token", &self.service_token.as_ref().map(|_| "<redacted>"))
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("jwks_refresh_secs", &self.jwks_refresh_secs)

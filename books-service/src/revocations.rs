@@ -19,7 +19,7 @@ use bookstore_proto::auth::v1::{ListRevocationsRequest, Revocation};
 use bookstore_proto::prost_types::Timestamp;
 use bookstore_proto::timestamp_from_micros;
 use bookstore_replicas::Replicas;
-use bookstore_tokens::Claims;
+use bookstore_tokens::{Claims, SERVICE_TOKEN_METADATA, ServiceToken};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -43,6 +43,8 @@ pub struct RevocationList {
 
 struct Inner {
     client: AuthServiceClient<Replicas>,
+    /// The feed is only for services: this proves we are one.
+    service_token: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
     store: Arc<dyn BookStore>,
     revoked: RwLock<Revoked>,
     /// Held while a poll runs, so polls never overlap.
@@ -68,10 +70,14 @@ struct Progress {
 }
 
 impl RevocationList {
-    pub fn new(client: AuthServiceClient<Replicas>, store: Arc<dyn BookStore>) -> Self {
+    pub fn new(client: AuthServiceClient<Replicas>, service_token: ServiceToken, store: Arc<dyn BookStore>) -> Self {
+        // A service token is printable ASCII, so always a valid value.
+        let service_token =
+            service_token.expose().parse().unwrap_or_else(|_| tonic::metadata::MetadataValue::from_static(""));
         Self {
             inner: Arc::new(Inner {
                 client,
+                service_token,
                 store,
                 revoked: RwLock::new(Revoked::default()),
                 progress: Mutex::new(Progress::default()),
@@ -156,6 +162,7 @@ impl RevocationList {
                 page_token: std::mem::take(&mut page_token),
             });
             request.set_timeout(FETCH_TIMEOUT);
+            request.metadata_mut().insert(SERVICE_TOKEN_METADATA, self.inner.service_token.clone());
             let page = self.inner.client.clone().list_revocations(request).await.map_err(|status| {
                 Error::Unavailable(format!("auth-service ListRevocations failed: {}", status.message()))
             })?;

@@ -131,6 +131,7 @@ mod separate {
         let (auth_addr, books_addr) = (free_addr(), free_addr());
         let auth_env = vec![
             ("AUTH_LISTEN_ADDR", auth_addr.to_string()),
+            ("AUTH_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
             ("AUTH_DATABASE_URL", auth_database.to_owned()),
             ("AUTH_SIGNING_KEY_FILE", dir.path().join("key.pem").display().to_string()),
             ("AUTH_CLIENT_RATE_PER_MINUTE", "0".to_owned()),
@@ -138,6 +139,7 @@ mod separate {
         ];
         let books_env = vec![
             ("BOOKS_LISTEN_ADDR", books_addr.to_string()),
+            ("BOOKS_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
             ("BOOKS_DATABASE_URL", books_database.to_owned()),
             ("BOOKS_AUTH_URL", format!("http://{auth_addr}")),
         ];

@@ -137,6 +137,7 @@ async fn services_recover_by_themselves_after_the_database_restarts() {
         "auth-service",
         &[
             ("AUTH_LISTEN_ADDR", auth_addr.to_string()),
+            ("AUTH_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
             ("AUTH_DATABASE_URL", auth_url),
             ("AUTH_SIGNING_KEY_FILE", dir.path().join("key.pem").display().to_string()),
         ],
@@ -147,6 +148,7 @@ async fn services_recover_by_themselves_after_the_database_restarts() {
         "books-service",
         &[
             ("BOOKS_LISTEN_ADDR", books_addr.to_string()),
+            ("BOOKS_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
             ("BOOKS_DATABASE_URL", books_url),
             ("BOOKS_AUTH_URL", format!("http://{auth_addr}")),
         ],

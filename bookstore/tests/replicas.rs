@@ -113,6 +113,7 @@ async fn replicas_share_tokens_and_survive_a_killed_books_replica() {
     let auth_env = |addr: SocketAddr| {
         vec![
             ("AUTH_LISTEN_ADDR", addr.to_string()),
+            ("AUTH_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
             ("AUTH_DATABASE_URL", auth_db.url.clone()),
             ("AUTH_SIGNING_KEY_FILE", key.display().to_string()),
             ("AUTH_GENERATE_SIGNING_KEY", "false".to_owned()),
@@ -121,6 +122,7 @@ async fn replicas_share_tokens_and_survive_a_killed_books_replica() {
     let books_env = |addr: SocketAddr| {
         vec![
             ("BOOKS_LISTEN_ADDR", addr.to_string()),
+            ("BOOKS_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
             ("BOOKS_DATABASE_URL", books_db.url.clone()),
             ("BOOKS_AUTH_URL", auth_urls.clone()),
         ]

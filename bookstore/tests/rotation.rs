@@ -32,6 +32,7 @@ async fn start_auth(addr: SocketAddr, database: &str, signing: &PathBuf, verifyi
     settings.signing_key_file.clone_from(signing);
     settings.verification_key_files = verifying.to_vec();
     settings.generate_signing_key = false;
+    settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
     // Four clients log in non-stop from one address: no per-client limit.
     settings.client_rate_per_minute = 0;
     let app = auth_service::App::build(&settings).await.unwrap();
@@ -87,6 +88,7 @@ async fn rolling_key_rotation_fails_no_request() {
     books_settings.listen_addr = "127.0.0.1:0".parse().unwrap();
     books_settings.database_url = format!("sqlite://{}", dir.path().join("books.db").display());
     books_settings.auth_url = format!("http://{a},http://{b}");
+    books_settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
     books_settings.jwks_refresh_secs = 1;
     let books = books_service::App::build(&books_settings).await.unwrap();
     let books_addr = books.local_addr();

@@ -130,6 +130,7 @@ async fn a_traceparent_sent_to_the_gateway_continues_through_both_services() {
             collector,
             &[
                 ("AUTH_LISTEN_ADDR", auth.to_string()),
+                ("AUTH_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
                 ("AUTH_DATABASE_URL", sqlite("auth.db")),
                 ("AUTH_SIGNING_KEY_FILE", dir.path().join("key.pem").display().to_string()),
             ],
@@ -140,6 +141,7 @@ async fn a_traceparent_sent_to_the_gateway_continues_through_both_services() {
             collector,
             &[
                 ("BOOKS_LISTEN_ADDR", books.to_string()),
+                ("BOOKS_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
                 ("BOOKS_DATABASE_URL", sqlite("books.db")),
                 ("BOOKS_AUTH_URL", format!("http://{auth}")),
             ],

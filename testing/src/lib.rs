@@ -10,6 +10,10 @@
 use sqlx::{Connection as _, Executor as _, PgConnection};
 use tempfile::TempDir;
 
+/// The service token the tests' services share (`AUTH_SERVICE_TOKEN`,
+/// `BOOKS_SERVICE_TOKEN`): a test value, not a secret.
+pub const SERVICE_TOKEN: &str = "bookstore-test-service-token-not-a-secret";
+
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Says once per test binary that PostgreSQL tests are skipped. Written to

@@ -19,6 +19,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod service;
+
+pub use service::{SERVICE_TOKEN_METADATA, ServiceToken, ServiceTokenError};
+
 /// How far a verifier tolerates clock skew between issuer and verifier.
 pub const CLOCK_SKEW_LEEWAY: Duration = Duration::from_secs(30);
 

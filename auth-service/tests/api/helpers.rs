@@ -24,6 +24,7 @@ pub fn settings(dir: &TempDir) -> Settings {
     settings.listen_addr = "127.0.0.1:0".parse().unwrap();
     settings.database_url = format!("sqlite://{}", dir.path().join("auth.db").display());
     settings.signing_key_file = dir.path().join("keys").join("signing-key.pem");
+    settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
     settings
 }
 
@@ -86,6 +87,13 @@ impl TestApp {
         let request = LoginRequest { name: name.into(), password: password.into() };
         Ok(self.client.clone().login(request).await?.into_inner().access_token)
     }
+}
+
+/// A call to a service-only RPC, as books-service makes it.
+pub fn as_service<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("x-service-token", bookstore_testing::SERVICE_TOKEN.parse().unwrap());
+    request
 }
 
 pub fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {

@@ -11,7 +11,7 @@ use bookstore_proto::auth::v1::{
 };
 use tonic::Code;
 
-use crate::helpers::{PASSWORD, TestApp, settings, spawn_app, start_with, with_token};
+use crate::helpers::{PASSWORD, TestApp, as_service, settings, spawn_app, start_with, with_token};
 
 async fn login(app: &TestApp, name: &str, password: &str) -> LoginResponse {
     let request = LoginRequest { name: name.into(), password: password.into() };
@@ -134,7 +134,8 @@ async fn logout_ends_the_session_of_the_access_token_or_of_a_refresh_token() {
     app.client.clone().logout(with_token(&by_access.access_token, LogoutRequest::default())).await.unwrap();
     let nothing = app.client.clone().logout(LogoutRequest::default()).await.unwrap_err();
     assert_eq!(nothing.code(), Code::Unauthenticated);
-    let feed = app.client.clone().list_revocations(ListRevocationsRequest::default()).await.unwrap().into_inner();
+    let feed =
+        app.client.clone().list_revocations(as_service(ListRevocationsRequest::default())).await.unwrap().into_inner();
     assert_eq!(feed.revocations.len(), 2);
     assert!(feed.revocations.iter().all(|revocation| matches!(revocation.subject, Some(Subject::SessionId(_)))));
 }
@@ -201,7 +202,8 @@ async fn deleting_the_account_ends_its_tokens_frees_the_name_and_enters_the_feed
     assert_eq!(validate(&app, &session.access_token).await.unwrap_err().code(), Code::Unauthenticated);
     assert_eq!(refresh(&app, &session.refresh_token).await.unwrap_err().code(), Code::Unauthenticated);
     assert_eq!(app.login("grace", PASSWORD).await.unwrap_err().code(), Code::Unauthenticated);
-    let feed = app.client.clone().list_revocations(ListRevocationsRequest::default()).await.unwrap().into_inner();
+    let feed =
+        app.client.clone().list_revocations(as_service(ListRevocationsRequest::default())).await.unwrap().into_inner();
     let deleted: Vec<_> = feed
         .revocations
         .iter()
@@ -227,13 +229,14 @@ async fn the_revocation_feed_pages_and_filters_by_time() {
     let mut client = app.client.clone();
 
     // Act
-    let first = client.list_revocations(ListRevocationsRequest { page_size: 2, ..Default::default() }).await;
+    let first =
+        client.list_revocations(as_service(ListRevocationsRequest { page_size: 2, ..Default::default() })).await;
     let first = first.unwrap().into_inner();
     let rest = ListRevocationsRequest { page_size: 2, page_token: first.next_page_token.clone(), ..Default::default() };
-    let rest = client.list_revocations(rest).await.unwrap().into_inner();
+    let rest = client.list_revocations(as_service(rest)).await.unwrap().into_inner();
     let newest = rest.revocations[0].revoked_at;
     let later = ListRevocationsRequest { since: newest, ..Default::default() };
-    let later = client.list_revocations(later).await.unwrap().into_inner();
+    let later = client.list_revocations(as_service(later)).await.unwrap().into_inner();
 
     // Assert
     assert_eq!((first.revocations.len(), rest.revocations.len()), (2, 1));
@@ -242,7 +245,40 @@ async fn the_revocation_feed_pages_and_filters_by_time() {
     let relevant_for = rest.revocations[0].relevant_until.unwrap().seconds - newest.unwrap().seconds;
     assert!((2700..=2731).contains(&relevant_for), "the token lifetime plus leeway: {relevant_for}");
     let bad = ListRevocationsRequest { page_token: "garbage".into(), ..Default::default() };
-    assert_eq!(client.list_revocations(bad).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(client.list_revocations(as_service(bad)).await.unwrap_err().code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn the_revocation_feed_answers_only_our_services() {
+    // Arrange: a deleted account, whose public id the feed would tell.
+    let app = spawn_app().await;
+    app.register("ivan").await.unwrap();
+    let session = login(&app, "ivan", PASSWORD).await;
+    let request = DeleteAccountRequest { password: PASSWORD.into() };
+    app.client.clone().delete_account(with_token(&session.access_token, request)).await.unwrap();
+    app.register("judy").await.unwrap();
+    let user = login(&app, "judy", PASSWORD).await;
+    let mut client = app.client.clone();
+
+    // Act: a stranger, a user with her access token, and a wrong service token.
+    let stranger = client.list_revocations(ListRevocationsRequest::default()).await.unwrap_err();
+    let with_user_token = client.list_revocations(with_token(&user.access_token, ListRevocationsRequest::default()));
+    let with_user_token = with_user_token.await.unwrap_err();
+    let mut wrong = tonic::Request::new(ListRevocationsRequest::default());
+    wrong.metadata_mut().insert("x-service-token", "a-guess-that-is-long-enough-to-be-checked".parse().unwrap());
+    let wrong = client.list_revocations(wrong).await.unwrap_err();
+    let service = client.list_revocations(as_service(ListRevocationsRequest::default())).await;
+
+    // Assert
+    for refused in [&stranger, &with_user_token] {
+        assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+        assert_eq!(refused.message(), "x-service-token: is missing: this RPC is only for Bookstore's own services");
+    }
+    assert_eq!(
+        (wrong.code(), wrong.message()),
+        (Code::Unauthenticated, "x-service-token: is not this deployment's service token")
+    );
+    assert_eq!(service.unwrap().into_inner().revocations.len(), 1);
 }
 
 #[tokio::test]

@@ -63,6 +63,7 @@ pub fn auth_settings(dir: &TempDir, addr: SocketAddr) -> auth_service::Settings 
     settings.database_url = format!("sqlite://{}", dir.path().join("auth.db").display());
     settings.signing_key_file = dir.path().join("signing-key.pem");
     settings.max_concurrent_hashes = 4;
+    settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
     settings
 }
 
@@ -79,6 +80,7 @@ pub async fn start_books(dir: &TempDir, auth_addr: SocketAddr) -> Running {
     settings.listen_addr = "127.0.0.1:0".parse().unwrap();
     settings.database_url = format!("sqlite://{}", dir.path().join("books.db").display());
     settings.auth_url = format!("http://{auth_addr}");
+    settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
     // Tests rotate keys on purpose: refetch on every unknown key id.
     settings.jwks_min_refetch_secs = 0;
     settings.revocation_refresh_secs = REVOCATION_REFRESH_SECS;

@@ -100,6 +100,7 @@ pub async fn spawn_app_configured(
     auth_settings.signing_key = None;
     auth_settings.max_concurrent_hashes = 4;
     auth_settings.metrics_addr = Some(any_port);
+    auth_settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
     let auth = start_auth(&auth_settings).await;
 
     let mut books_settings = books_service::Settings::from_env().unwrap();
@@ -110,6 +111,7 @@ pub async fn spawn_app_configured(
     books_settings.audience = auth_settings.audience.clone();
     books_settings.revocation_refresh_secs = REVOCATION_REFRESH_SECS;
     books_settings.metrics_addr = Some(any_port);
+    books_settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
     let books = start_books(&books_settings).await;
     books_settings.listen_addr = books.addr;
 
