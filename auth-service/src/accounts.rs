@@ -146,7 +146,9 @@ impl Accounts {
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, name: &str, password: String) -> Result<TokenPair> {
         let password = Password::parse_attempt(password)?;
-        let name_key = UserName::parse(name).ok().map(|name| name.key());
+        // A name the profile refuses can only belong to a user registered
+        // before names were checked: look for their old key.
+        let name_key = UserName::parse(name).map(|name| name.key()).ok().or_else(|| UserName::legacy_key(name));
         if let Some(name_key) = &name_key {
             self.count_login_attempt(name_key).await?;
         }
@@ -177,6 +179,53 @@ impl Accounts {
             return Err(Error::Unauthenticated(format!("{field}: is wrong")));
         }
         self.clear_login_attempts(&user.name_key).await
+    }
+
+    /// Recomputes every user's name key with today's rule (the PRECIS
+    /// profile), once per database. A user whose name the profile refuses,
+    /// or whose new key an older user already has (look-alike names
+    /// registered before the rule), keeps the old key: the first can still
+    /// log in with the exact name, the second is reported for an admin to
+    /// sort out. Several replicas may run it at once: each update only
+    /// applies to the key it read.
+    pub async fn migrate_name_keys(&self) -> Result<()> {
+        const MIGRATION: &str = "precis_name_keys";
+        const PAGE: u32 = 1000;
+        if self.store.is_data_migration_done(MIGRATION).await? {
+            return Ok(());
+        }
+        let (mut after, mut rekeyed, mut kept) = (0, 0_u64, Vec::new());
+        loop {
+            let users = self.store.list_users(after, PAGE).await?;
+            let Some(last) = users.last() else { break };
+            after = last.id;
+            for user in &users {
+                let Ok(key) = UserName::parse(&user.name).map(|name| name.key()) else {
+                    kept.push(user.public_id.clone());
+                    continue;
+                };
+                if key == user.name_key {
+                    continue;
+                }
+                match self.store.update_name_key(user.id, &user.name_key, &key).await {
+                    Ok(updated) => rekeyed += u64::from(updated),
+                    Err(Error::AlreadyExists(_)) => kept.push(user.public_id.clone()),
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        self.store.mark_data_migration_done(MIGRATION, unix_secs()).await?;
+        if kept.is_empty() {
+            tracing::info!(rekeyed, "user name keys recomputed");
+        } else {
+            tracing::warn!(
+                rekeyed,
+                kept_old_key = ?kept,
+                "user name keys recomputed; these users' names are refused or taken under the new rule and \
+                 kept their old key: rename or delete them"
+            );
+        }
+        Ok(())
     }
 
     /// Refuses the attempt while the name must wait; counts it otherwise.

@@ -98,5 +98,8 @@ pub async fn accounts(settings: &Settings) -> anyhow::Result<Accounts> {
         refresh_ttl: Duration::from_secs(settings.refresh_token_ttl_secs),
         reuse_grace: Duration::from_secs(settings.refresh_reuse_grace_secs),
     };
-    Ok(Accounts::new(store, hasher, signer, verifier, jwks, sessions).with_login_throttle(settings.login_throttle()))
+    let accounts =
+        Accounts::new(store, hasher, signer, verifier, jwks, sessions).with_login_throttle(settings.login_throttle());
+    accounts.migrate_name_keys().await.context("cannot recompute the user name keys")?;
+    Ok(accounts)
 }

@@ -122,6 +122,13 @@ pub trait UserStore: Send + Sync + 'static {
     /// deployment to another backend.
     async fn import_users(&self, users: &[UserRecord]) -> Result<u64>;
     async fn count_users(&self) -> Result<i64>;
+    /// Replaces a user's name key if it still is `old_key`; whether it did.
+    /// `AlreadyExists` when another user has `new_key`.
+    async fn update_name_key(&self, user_id: i64, old_key: &str, new_key: &str) -> Result<bool>;
+    /// Whether the data migration `name` has run (see `data_migrations`).
+    async fn is_data_migration_done(&self, name: &str) -> Result<bool>;
+    /// Records that the data migration `name` has run (once; again is a no-op).
+    async fn mark_data_migration_done(&self, name: &str, now: i64) -> Result<()>;
     /// Counts a login attempt for `name_key` at unix second `now`, in one
     /// atomic statement, unless the name must still wait: parallel attempts
     /// can never pass more than the throttle allows. Past the free attempts,

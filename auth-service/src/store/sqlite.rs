@@ -115,6 +115,34 @@ impl UserStore for SqliteUserStore {
         Ok(inserted)
     }
 
+    async fn update_name_key(&self, user_id: i64, old_key: &str, new_key: &str) -> Result<bool> {
+        let result = sqlx::query("update users set name_key = $1 where id = $2 and name_key = $3")
+            .bind(new_key)
+            .bind(user_id)
+            .bind(old_key)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| Error::from_db(error, TAKEN))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn is_data_migration_done(&self, name: &str) -> Result<bool> {
+        let done: Option<i64> = sqlx::query_scalar("select done_at from data_migrations where name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(done.is_some())
+    }
+
+    async fn mark_data_migration_done(&self, name: &str, now: i64) -> Result<()> {
+        sqlx::query("insert into data_migrations (name, done_at) values ($1, $2) on conflict (name) do nothing")
+            .bind(name)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn count_users(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("select count(*) from users").fetch_one(&self.pool).await?)
     }

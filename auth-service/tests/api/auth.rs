@@ -263,3 +263,87 @@ async fn rotation_publishes_the_next_key_and_keeps_the_previous_one_valid() {
         app.client.clone().validate_token(ValidateTokenRequest { token }).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn look_alike_names_are_the_same_account_or_refused() {
+    // Arrange
+    let app = spawn_app().await;
+    app.register("alice").await.unwrap();
+    app.register("zoé").await.unwrap();
+
+    // Act
+    let attempts = [
+        ("ａｌｉｃｅ", "fullwidth letters"),
+        ("ALICE", "capitals"),
+        ("zoe\u{301}", "a decomposed é"),
+        ("ali\u{200B}ce", "a zero-width space"),
+        ("\u{430}lice", "a Cyrillic а"),
+        ("\u{200D}alice", "a zero-width joiner"),
+    ];
+    let mut answers = Vec::new();
+    for (name, what) in attempts {
+        let status = app.register(name).await.unwrap_err();
+        answers.push((what, status.code(), status.message().to_owned()));
+    }
+
+    // Assert: the same account, or no account at all.
+    let taken = "a user with this name already exists".to_owned();
+    assert_eq!(
+        answers,
+        [
+            ("fullwidth letters", Code::AlreadyExists, taken.clone()),
+            ("capitals", Code::AlreadyExists, taken.clone()),
+            ("a decomposed é", Code::AlreadyExists, taken),
+            ("a zero-width space", Code::InvalidArgument, "name: must not contain U+200B".to_owned()),
+            (
+                "a Cyrillic а",
+                Code::InvalidArgument,
+                "name: must not mix scripts (as Latin and Cyrillic letters)".into()
+            ),
+            (
+                "a zero-width joiner",
+                Code::InvalidArgument,
+                r#"name: "\u{200d}alice" is not a valid user name (RFC 8265)"#.into()
+            ),
+        ]
+    );
+    // Logging in by a look-alike of the name reaches the one account.
+    app.login("ＡＬＩＣＥ", PASSWORD).await.unwrap();
+    app.login("zoe\u{301}", PASSWORD).await.unwrap();
+}
+
+#[tokio::test]
+async fn names_registered_before_the_profile_are_rekeyed_at_start() {
+    // Arrange: users as an older version stored them (lowercase keys,
+    // unchecked names), and the migration not yet run.
+    let app = spawn_app().await;
+    for name in ["dave", "erin", "erin2", "carol"] {
+        app.register(name).await.unwrap();
+    }
+    let dir = app.stop().await;
+    let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for (old, name) in [("dave", "Ｄave"), ("erin2", "ＥＲＩＮ"), ("carol", "carol\u{200B}")] {
+        sqlx::query("update users set name = $1, name_key = $2 where name = $3")
+            .bind(name)
+            .bind(name.to_lowercase())
+            .bind(old)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("delete from data_migrations").execute(&pool).await.unwrap();
+    pool.close().await;
+
+    // Act
+    let app = start(dir).await;
+
+    // Assert: the fullwidth name now has the narrow key; a name the profile
+    // refuses, and one whose new key an older user has, keep theirs.
+    assert_eq!(app.register("dave").await.unwrap_err().code(), Code::AlreadyExists);
+    app.login("DAVE", PASSWORD).await.unwrap();
+    app.login("carol\u{200B}", PASSWORD).await.unwrap();
+    assert_eq!(app.register("carol\u{200B}").await.unwrap_err().code(), Code::InvalidArgument);
+    app.login("erin", PASSWORD).await.unwrap();
+    assert_eq!(app.register("ｅｒｉｎ").await.unwrap_err().code(), Code::AlreadyExists);
+}
