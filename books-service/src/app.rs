@@ -66,7 +66,7 @@ impl App {
             Duration::from_secs(settings.jwks_min_refetch_secs),
             settings.token_cache_capacity,
         );
-        let revocations = RevocationList::new(auth, service_token, store.clone());
+        let revocations = RevocationList::new(auth, &service_token, store.clone());
         let (routes, health) = bookstore_runtime::standard_routes(SERVICE_NAME)?;
         // Not ready until the signing keys and revocations are in: every
         // call would fail.

@@ -70,7 +70,7 @@ struct Progress {
 }
 
 impl RevocationList {
-    pub fn new(client: AuthServiceClient<Replicas>, service_token: ServiceToken, store: Arc<dyn BookStore>) -> Self {
+    pub fn new(client: AuthServiceClient<Replicas>, service_token: &ServiceToken, store: Arc<dyn BookStore>) -> Self {
         // A service token is printable ASCII, so always a valid value.
         let service_token =
             service_token.expose().parse().unwrap_or_else(|_| tonic::metadata::MetadataValue::from_static(""));

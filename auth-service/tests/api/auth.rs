@@ -347,3 +347,28 @@ async fn names_registered_before_the_profile_are_rekeyed_at_start() {
     app.login("erin", PASSWORD).await.unwrap();
     assert_eq!(app.register("ｅｒｉｎ").await.unwrap_err().code(), Code::AlreadyExists);
 }
+
+#[tokio::test]
+async fn validate_token_reads_the_admin_flag_from_the_database() {
+    // Arrange: an admin logs in; the token's claim says admin.
+    let app = spawn_app().await;
+    app.register("root").await.unwrap();
+    let admin = auth_service::accounts(&settings(&app.dir)).await.unwrap();
+    admin.set_admin("root", true).await.unwrap();
+    let token = app.login("root", PASSWORD).await.unwrap();
+    let validate = || {
+        let mut client = app.client.clone();
+        let request = ValidateTokenRequest { token: token.clone() };
+        async move { client.validate_token(request).await }
+    };
+    assert!(validate().await.unwrap().into_inner().admin);
+
+    // Act: demoted while the token is still valid.
+    admin.set_admin("root", false).await.unwrap();
+    let answer = validate().await.unwrap().into_inner();
+
+    // Assert
+    assert!(!answer.admin, "a demoted admin's token still said admin: {answer:?}");
+    assert_eq!(decode_part(&token, 1)["admin"], true, "the claim itself is unchanged");
+    admin.close().await;
+}

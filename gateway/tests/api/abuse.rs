@@ -173,6 +173,44 @@ async fn repeated_failed_logins_get_429_with_retry_after_even_for_the_right_pass
 }
 
 #[tokio::test]
+async fn password_guesses_with_a_stolen_token_get_429_over_rest() {
+    // Arrange: 5 free checks, then a 30 s wait; the attacker has a token.
+    let app = spawn_app_configured(|auth| auth.login_delay_secs = 30, |_| {}).await;
+    app.register("selina", PASSWORD).await;
+    let stolen = app.token_of("selina").await;
+    let change = |current: &str| {
+        app.http
+            .put(format!("{}/users/me/password", app.base_url))
+            .header("x-access-tokens", &stolen)
+            .json(&json!({"current_password": current, "new_password": "taken over!"}))
+            .send()
+    };
+    for guess in 0..5 {
+        assert_eq!(change(&format!("guess-{guess}")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+
+    // Act
+    let right = change(PASSWORD).await.unwrap();
+    let delete = app
+        .http
+        .delete(format!("{}/users/me", app.base_url))
+        .header("x-access-tokens", &stolen)
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert: both refused with the wait, the account untouched.
+    for refused in [right, delete] {
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((29..=30).contains(&wait), "{wait}");
+        let (_, body) = json_of(refused).await;
+        assert!(message(&body).starts_with("too many failed logins for this name"), "{body}");
+    }
+}
+
+#[tokio::test]
 async fn the_per_client_limit_answers_429_with_retry_after_through_the_gateway() {
     // Arrange: 2 calls, then one a minute, per client address.
     let app = spawn_app_configured(
@@ -186,11 +224,13 @@ async fn the_per_client_limit_answers_429_with_retry_after_through_the_gateway()
 
     // Act
     let first = app.register("one", PASSWORD).await.status();
-    let second = app.login("one", PASSWORD).await.status();
-    let third = app.register("two", PASSWORD).await;
+    let second = app.register("two", PASSWORD).await.status();
+    let third = app.register("three", PASSWORD).await;
 
     // Assert
-    assert_eq!((first, second), (StatusCode::CREATED, StatusCode::OK));
+    assert_eq!((first, second), (StatusCode::CREATED, StatusCode::CREATED));
+    // A correct login is not counted: it passes with the bucket empty.
+    assert_eq!(app.login("one", PASSWORD).await.status(), StatusCode::OK);
     assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
     let wait: u64 = third.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
