@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod backup;
 mod copy;
 mod migrate;
 mod probe;
@@ -123,6 +124,23 @@ enum Command {
   bookstore copy-data --to-auth-database-url postgres://bookstore@db/bookstore_auth \\
                       --to-books-database-url postgres://bookstore@db/bookstore_books")]
     CopyData(copy::CopyData),
+    /// Backs up the embedded deployment while it serves: both SQLite
+    /// databases (a consistent copy each, by SQLite's `VACUUM INTO`: writers
+    /// are not blocked), the signing and verification keys and the service
+    /// token, with a manifest of checksums. Never a file copy.
+    ///
+    /// PostgreSQL deployments use pg_dump (README, "Backup and restore").
+    #[command(after_help = "Examples:
+  bookstore backup --to /var/backups/bookstore/$(date +%F)
+  bookstore --data-dir /var/lib/bookstore backup --to backup")]
+    Backup(backup::Backup),
+    /// Makes a data directory from a backup: checks the manifest and every
+    /// checksum, refuses a non-empty --data-dir unless --force, writes the
+    /// files, and opens both databases once. The stack then starts on it, and
+    /// every token issued before the backup still verifies (same keys).
+    #[command(after_help = "Example:
+  bookstore --data-dir /var/lib/bookstore-restored restore --from /var/backups/bookstore/2026-11-29")]
+    Restore(backup::Restore),
     /// Checks a service's health; exits non-zero when it is not healthy.
     ///
     /// `grpc://HOST:PORT[/SERVICE]` asks the gRPC health service (for SERVICE,
@@ -178,7 +196,10 @@ impl Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // One-shot commands print their result; their logs only on trouble.
-    let one_shot = matches!(&cli.command, Some(Command::Admin(_) | Command::Migrate(_) | Command::CopyData(_)));
+    let one_shot = matches!(
+        &cli.command,
+        Some(Command::Admin(_) | Command::Migrate(_) | Command::CopyData(_) | Command::Backup(_) | Command::Restore(_))
+    );
     bookstore_runtime::init_tracing(if one_shot { "warn" } else { "info" });
     let outcome = run(&cli).await;
     bookstore_runtime::shutdown_tracing();
@@ -193,6 +214,17 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             return migrate.run(&auth_settings.database_url, &cli.books_database_url()).await;
         }
         Some(Command::Probe { target }) => return probe::probe(target).await,
+        Some(Command::Backup(backup)) => {
+            let sources = backup::Sources {
+                auth_database_url: auth_settings.database_url.clone(),
+                books_database_url: cli.books_database_url(),
+                signing_key_file: auth_settings.signing_key_file.clone(),
+                verification_key_files: auth_settings.verification_key_files.clone(),
+                service_token_file: auth_settings.service_token_file.clone(),
+            };
+            return backup.run(&sources).await;
+        }
+        Some(Command::Restore(restore)) => return restore.run(&cli.data_dir).await,
         Some(Command::CopyData(copy)) => {
             return copy.run(&auth_settings.database_url, &cli.books_database_url()).await;
         }

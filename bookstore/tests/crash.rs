@@ -6,41 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
 
-use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use tokio::process::{Child, Command};
-
 #[path = "support/processes.rs"]
 mod processes;
 
-use processes::{BIN, free_addr};
-
-/// Starts the whole stack on `data` and waits until the gateway is ready.
-async fn start(data: &Path, http: &reqwest::Client) -> (Child, String) {
-    let (gateway, auth, books) = (free_addr(), free_addr(), free_addr());
-    let child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--gateway-addr", &gateway.to_string(), "--auth-addr", &auth.to_string()])
-        .args(["--books-addr", &books.to_string()])
-        .args(["--auth-metrics-addr", "127.0.0.1:0", "--books-metrics-addr", "127.0.0.1:0"])
-        .args(["--gateway-metrics-addr", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://{gateway}");
-    let started = Instant::now();
-    while http.get(format!("{base}/readyz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
-        assert!(started.elapsed() < Duration::from_secs(30), "bookstore never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (child, base)
-}
+use processes::start_all_in_one as start;
 
 #[tokio::test]
 async fn acknowledged_books_survive_a_sigkill() {

@@ -1,5 +1,9 @@
-//! The `bookstore` binary's services as child processes, for the tests that
-//! kill or outlive them (`crash.rs`, `outage.rs`).
+//! The `bookstore` binary and its services as child processes, for the
+//! tests that kill, outlive or restart them (`crash.rs`, `outage.rs`,
+//! `backup.rs`).
+
+// Each test binary includes this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,6 +34,32 @@ pub fn spawn(dir: &Path, subcommand: &str, env: &[(&str, String)]) -> Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap()
+}
+
+/// Starts the all-in-one on `data` on free ports and waits until the
+/// gateway is ready; it and the gateway's base URL.
+pub async fn start_all_in_one(data: &Path, http: &reqwest::Client) -> (Child, String) {
+    let (gateway, auth, books) = (free_addr(), free_addr(), free_addr());
+    let child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--gateway-addr", &gateway.to_string(), "--auth-addr", &auth.to_string()])
+        .args(["--books-addr", &books.to_string()])
+        .args(["--auth-metrics-addr", "127.0.0.1:0", "--books-metrics-addr", "127.0.0.1:0"])
+        .args(["--gateway-metrics-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://{gateway}");
+    let started = Instant::now();
+    while http.get(format!("{base}/readyz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+        assert!(started.elapsed() < Duration::from_secs(30), "bookstore never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, base)
 }
 
 /// A lazy channel: each call may take up to `timeout`.
