@@ -173,3 +173,103 @@ async fn restore_refuses_a_damaged_backup_and_a_non_empty_target() {
     assert!(!not_a_backup.0 && not_a_backup.1.contains("is not a backup"), "{}", not_a_backup.1);
     assert!(std::fs::read_dir(fresh.path()).unwrap().next().is_none(), "nothing restored from a bad backup");
 }
+
+/// auth-service, books-service and the gateway as separate processes on
+/// `auth_db` and `books_db`, with the key and service token in `keys`;
+/// the processes and the gateway's base URL.
+async fn start_on_postgres(
+    keys: &Path,
+    auth_db: &str,
+    books_db: &str,
+    http: &reqwest::Client,
+) -> (Vec<tokio::process::Child>, String) {
+    use processes::{free_addr, spawn, wait_serving};
+    let (auth, books, gateway) = (free_addr(), free_addr(), free_addr());
+    let token_file = keys.join("service-token").display().to_string();
+    let auth_process = spawn(
+        keys,
+        "auth-service",
+        &[
+            ("AUTH_LISTEN_ADDR", auth.to_string()),
+            ("AUTH_DATABASE_URL", auth_db.to_owned()),
+            ("AUTH_SIGNING_KEY_FILE", keys.join("key.pem").display().to_string()),
+            ("AUTH_SERVICE_TOKEN_FILE", token_file.clone()),
+        ],
+    );
+    wait_serving(auth, "bookstore.auth.v1.AuthService").await;
+    let books_process = spawn(
+        keys,
+        "books-service",
+        &[
+            ("BOOKS_LISTEN_ADDR", books.to_string()),
+            ("BOOKS_DATABASE_URL", books_db.to_owned()),
+            ("BOOKS_AUTH_URL", format!("http://{auth}")),
+            ("BOOKS_SERVICE_TOKEN_FILE", token_file),
+        ],
+    );
+    wait_serving(books, "bookstore.books.v1.BooksService").await;
+    let gateway_process = spawn(
+        keys,
+        "gateway",
+        &[
+            ("GATEWAY_LISTEN_ADDR", gateway.to_string()),
+            ("GATEWAY_AUTH_URL", format!("http://{auth}")),
+            ("GATEWAY_BOOKS_URL", format!("http://{books}")),
+        ],
+    );
+    let base = format!("http://{gateway}");
+    for _ in 0..300 {
+        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+            return (vec![auth_process, books_process, gateway_process], base);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gateway never became ready");
+}
+
+/// `pg_dump` / `pg_restore` as the README gives them.
+fn run(program: &str, args: &[&str]) {
+    let output = std::process::Command::new(program).args(args).output().unwrap_or_else(|error| {
+        panic!("{program} is needed for this test (apt-get install postgresql-client): {error}")
+    });
+    assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test]
+async fn postgres_databases_restored_with_pg_restore_serve_every_user_book_and_token() {
+    let Some(auth_db) = bookstore_testing::TestDatabase::postgres().await else { return };
+    let books_db = bookstore_testing::TestDatabase::postgres().await.unwrap();
+    let (restored_auth, restored_books) = (
+        bookstore_testing::TestDatabase::postgres().await.unwrap(),
+        bookstore_testing::TestDatabase::postgres().await.unwrap(),
+    );
+    // Arrange: a deployment with users and books, then its dumps (the
+    // README's commands) and its key files kept aside.
+    let (keys, dumps) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let http = reqwest::Client::new();
+    let (processes, base) = start_on_postgres(keys.path(), &auth_db.url, &books_db.url, &http).await;
+    let token = register_and_login(&http, &base, "pat").await;
+    let mut books = Vec::new();
+    for book in 0..5 {
+        books.push(create_book(&http, &base, &token, &format!("Book {book}")).await.unwrap());
+    }
+    for (database, file) in [(&auth_db.url, "auth.dump"), (&books_db.url, "books.dump")] {
+        let file = dumps.path().join(file);
+        run("pg_dump", &["--format=custom", "--no-owner", "--file", file.to_str().unwrap(), database]);
+    }
+    drop(processes);
+
+    // Act: restore into fresh databases and start the services on them.
+    for (database, file) in [(&restored_auth.url, "auth.dump"), (&restored_books.url, "books.dump")] {
+        let file = dumps.path().join(file);
+        run("pg_restore", &["--no-owner", "--exit-on-error", "--dbname", database, file.to_str().unwrap()]);
+    }
+    let (_processes, base) = start_on_postgres(keys.path(), &restored_auth.url, &restored_books.url, &http).await;
+
+    // Assert
+    assert_eq!(book_ids(&http, &base, &token).await, books);
+    login(&http, &base, "pat").await;
+    for database in [auth_db, books_db, restored_auth, restored_books] {
+        database.cleanup().await;
+    }
+}
