@@ -106,13 +106,14 @@ enum Command {
   bookstore gateway --listen-addr 0.0.0.0:5000 --auth-url dns://auth-service:50051 \\
       --books-url dns://books-service:50052")]
     Gateway(gateway::Settings),
-    /// Copies every user and book from SQLite into PostgreSQL, keeping ids.
+    /// Copies every user and book from one deployment's databases into
+    /// another's, keeping ids: SQLite into PostgreSQL (scaling out), or
+    /// PostgreSQL into SQLite (production data to debug locally).
     ///
     /// From: the data directory's auth.db and books.db (or the --from-* URLs).
-    /// To: the --to-* URLs, typically the PostgreSQL databases of a scaled-out
-    /// deployment (migrated on the way). Ids, password hashes and owners are
-    /// kept, so book ids and passwords keep working, and so do issued tokens
-    /// if the new deployment signs with the same key file.
+    /// To: the --to-* URLs (migrated on the way). Ids, password hashes and
+    /// owners are kept, so book ids and passwords keep working, and so do
+    /// issued tokens if the new deployment signs with the same key file.
     ///
     /// Nothing is deleted or overwritten on either side: rows already in the
     /// destination (by id) are skipped, so running it again copies only what is
@@ -120,9 +121,12 @@ enum Command {
     /// Each run then checks that every source row is in the destination, and
     /// fails if the destination holds a different row with a copied row's id or
     /// name. Stop the stack (or its writers) for the last run.
-    #[command(after_help = "Example:
+    #[command(after_help = "Examples:
   bookstore copy-data --to-auth-database-url postgres://bookstore@db/bookstore_auth \\
-                      --to-books-database-url postgres://bookstore@db/bookstore_books")]
+                      --to-books-database-url postgres://bookstore@db/bookstore_books
+  bookstore copy-data --from-auth-database-url postgres://bookstore@db/bookstore_auth \\
+                      --from-books-database-url postgres://bookstore@db/bookstore_books \\
+                      --to-auth-database-url sqlite://local/auth.db --to-books-database-url sqlite://local/books.db")]
     CopyData(copy::CopyData),
     /// Backs up the embedded deployment while it serves: both SQLite
     /// databases (a consistent copy each, by SQLite's `VACUUM INTO`: writers

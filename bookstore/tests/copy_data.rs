@@ -1,5 +1,5 @@
-//! `bookstore copy-data` from the embedded SQLite files into PostgreSQL, run
-//! as a user would run it. Needs PostgreSQL (skipped without it unless
+//! `bookstore copy-data` from the embedded SQLite files into PostgreSQL, and
+//! back (production data for local debugging), run as a user would run it. Needs PostgreSQL (skipped without it unless
 //! `BOOKSTORE_REQUIRE_POSTGRES=1`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
@@ -20,8 +20,13 @@ fn auth_settings(data: &Path, database_url: String) -> auth_service::Settings {
 }
 
 fn copy_data(data: &Path, to_auth: &str, to_books: &str) -> String {
+    copy_data_with(data, &[], to_auth, to_books)
+}
+
+fn copy_data_with(data: &Path, from: &[&str], to_auth: &str, to_books: &str) -> String {
     let output = std::process::Command::new(BIN)
         .args(["--data-dir", data.to_str().unwrap(), "copy-data"])
+        .args(from)
         .args(["--to-auth-database-url", to_auth, "--to-books-database-url", to_books])
         .env("RUST_LOG", "warn")
         .output()
@@ -31,7 +36,7 @@ fn copy_data(data: &Path, to_auth: &str, to_books: &str) -> String {
 }
 
 #[tokio::test]
-async fn copy_data_moves_users_and_books_to_postgres_once_and_keeps_ids() {
+async fn copy_data_moves_users_and_books_to_postgres_and_back_once_and_keeps_ids() {
     let (Some(auth_db), Some(books_db)) = (TestDatabase::postgres().await, TestDatabase::postgres().await) else {
         return;
     };
@@ -70,6 +75,28 @@ async fn copy_data_moves_users_and_books_to_postgres_once_and_keeps_ids() {
     assert_eq!(copied, ids);
     let new = books.create_book(&alice.public_id, book("Solaris", "Lem", 2), 2).await.unwrap();
     assert!(new.id > *ids.last().unwrap());
+    books.close().await;
+
+    // And back: PostgreSQL into a fresh SQLite data directory (same key).
+    let local = tempfile::tempdir().unwrap();
+    std::fs::copy(data.path().join("auth-signing-key.pem"), local.path().join("auth-signing-key.pem")).unwrap();
+    let (local_auth, local_books) = (
+        format!("sqlite://{}", local.path().join("auth.db").display()),
+        format!("sqlite://{}", local.path().join("books.db").display()),
+    );
+    let from = ["--from-auth-database-url", &auth_db.url, "--from-books-database-url", &books_db.url];
+    let back = copy_data_with(data.path(), &from, &local_auth, &local_books);
+    assert!(back.contains("users: 3 in the source, 3 newly copied, all present"), "{back}");
+    assert!(back.contains("books: 3 in the source, 3 newly copied, all present"), "{back}");
+    let again = copy_data_with(data.path(), &from, &local_auth, &local_books);
+    assert!(again.contains("users: 3 in the source, 0 newly copied"), "{again}");
+    let accounts = auth_service::accounts(&auth_settings(local.path(), local_auth)).await.unwrap();
+    assert_eq!(accounts.login("alice", PASSWORD.into()).await.unwrap().access.claims.sub, alice.public_id);
+    accounts.close().await;
+    let books = books_service::store::connect(&local_books).await.unwrap();
+    let copied: Vec<i64> = books.list_books(&alice.public_id, 0, 10).await.unwrap().iter().map(|b| b.id).collect();
+    assert_eq!(copied, [ids[0], ids[1], new.id]);
+    assert!(books.create_book(&alice.public_id, book("Eon", "Bear", 3), 3).await.unwrap().id > new.id);
     books.close().await;
 
     auth_db.cleanup().await;
