@@ -94,8 +94,8 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .timeout(limits.request_timeout)
-        // Headers carry a token and a request id: 16 KiB is plenty (and
-        // hyper's default, made explicit).
+        // Headers carry a token and a request id; see the constant for why
+        // the limit is twice hyper's default.
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
         // grpc-web clients (browsers) speak HTTP/1.1.
         .accept_http1(true)
@@ -115,8 +115,13 @@ pub async fn serve(
     served
 }
 
-/// Largest header block (metadata) a gRPC request may carry.
-pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// Largest header block (metadata) a gRPC request may carry. Past it, h2
+/// refuses that one call (HTTP 431, which clients see as `Unknown`); past
+/// four times it, h2 closes the whole connection (GOAWAY
+/// `header_list_way_too_large`, its fixed abuse limit), failing the
+/// client's other calls too. 32 KiB: our tokens are under 1 KiB, and a
+/// 100 KiB token is still refused alone (its test is in books-service).
+pub const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
 
 /// The defaults of a service's `clap` settings with its environment
 /// variables applied, as if the binary `bin` had been run without flags: how

@@ -189,3 +189,28 @@ async fn reflection_lists_the_services_in_v1_and_v1alpha() {
         Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(_))
     ));
 }
+
+#[tokio::test]
+async fn a_100_kib_token_refuses_that_call_and_the_connection_serves_on() {
+    // Arrange: one HTTP/2 connection, a good token and a huge one.
+    let app = spawn_app().await;
+    let token = app.user_token("huge").await;
+    let mut books = app.books_client.clone();
+    let huge = "A".repeat(100 * 1024);
+
+    // Act: the huge call and a good one at once on the same connection,
+    // then another good one.
+    let (mut first, mut second) = (books.clone(), books.clone());
+    let (refused, during) = tokio::join!(
+        list_with(&mut first, with_token(&huge, ListBooksRequest::default())),
+        list_with(&mut second, with_token(&token, ListBooksRequest::default())),
+    );
+    let after = list_with(&mut books, with_token(&token, ListBooksRequest::default())).await;
+
+    // Assert: only the huge call fails; the connection was not closed.
+    let refused = refused.unwrap_err();
+    println!("a 100 KiB token: {:?} {:?}", refused.code(), refused.message());
+    assert_ne!(refused.code(), Code::Ok);
+    assert_eq!(during.unwrap(), 0);
+    assert_eq!(after.unwrap(), 0);
+}
