@@ -59,6 +59,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+for tool in curl jq grpcurl python3 rustc rustup; do
+  command -v "$tool" >/dev/null || fail "$tool is needed (.ci/run installs curl, jq and grpcurl)"
+done
 for port in 5000 5001; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     fail "127.0.0.1:$port is in use; the compose file publishes it"
