@@ -124,6 +124,8 @@ no_errors_in_logs() {
   echo "no error in the logs ($1)"
 }
 
+volumes_before=$(docker volume ls -q | sort)
+
 step "up --build (a clean start: no key, no data)"
 started=$SECONDS
 # As the README says it; the image is built already, so this build is cached.
@@ -196,6 +198,9 @@ step "data: down, then up, keeps users, books and sessions"
 books_before=$(jq '.books.acknowledged | length' "$WORK/load.json")
 users_before=$(jq length "$WORK/users.json")
 compose down
+left=$(comm -13 <(echo "$volumes_before") <(docker volume ls -q | sort) | tr '\n' ' ')
+[ "$left" = "${COMPOSE_PROJECT_NAME}_pgdata ${COMPOSE_PROJECT_NAME}_signing-key " ] \
+  || fail "down should leave the two named volumes, and it left: $left"
 started=$SECONDS
 compose up -d
 wait_healthy 180
