@@ -14,11 +14,6 @@ PY=/usr/bin/python3   # Debian's python3 has PyYAML (a docker-compose dependency
 KV="${KUBERNETES_VALIDATE:-kubernetes-validate}"
 
 echo "== docker-compose config"
-# The compose file names this secret file; config validation needs it to exist.
-if [ ! -e deploy/secrets/auth-signing-key.pem ]; then
-  mkdir -p deploy/secrets; : > deploy/secrets/auth-signing-key.pem
-  trap 'rm -f deploy/secrets/auth-signing-key.pem' EXIT
-fi
 docker-compose -f docker-compose.yml config -q
 echo "valid"
 
@@ -32,11 +27,17 @@ echo "== commands and variables are real"
 for bin in auth-service books-service gateway bookstore; do
   "$BIN_DIR/$bin" --help > "/tmp/bookstore-help-$bin.txt"
 done
-"$BIN_DIR/bookstore" auth-service --help >> /tmp/bookstore-help-bookstore.txt
+for service in auth-service books-service gateway; do
+  "$BIN_DIR/bookstore" "$service" --help >> /tmp/bookstore-help-bookstore.txt
+done
+"$BIN_DIR/bookstore" --help > /tmp/bookstore-help-commands.txt
 "$PY" - "$BIN_DIR" $manifests <<'PYEOF'
 import re, sys, yaml
 bin_dir, manifests = sys.argv[1], sys.argv[2:]
 help_text = {b: open(f"/tmp/bookstore-help-{b}.txt").read() for b in ("auth-service", "books-service", "gateway", "bookstore")}
+# `bookstore`'s subcommands, from the "Commands:" list of its --help.
+commands_help = open("/tmp/bookstore-help-commands.txt").read().split("Commands:")[1].split("Options:")[0]
+subcommands = set(re.findall(r"^  ([a-z][a-z-]*)", commands_help, re.M))
 # Read by every binary without a flag: the log filter and format, and the
 # OpenTelemetry SDK's standard OTEL_* variables.
 known = set(re.findall(r"\benv: ([A-Z_]+)[=\]]", "".join(help_text.values()))) | {"RUST_LOG", "LOG_FORMAT", "BOOKSTORE_ADMIN_PASSWORD"}
@@ -47,7 +48,7 @@ for name, service in compose["services"].items():
         uses.append((f"docker-compose.yml:{name}", service["command"], list((service.get("environment") or {}).keys())))
         for test in [service.get("healthcheck", {}).get("test", [])]:
             if test[:2] == ["CMD", "bookstore"]:
-                uses.append((f"docker-compose.yml:{name}:healthcheck", ["bookstore"], []))
+                uses.append((f"docker-compose.yml:{name}:healthcheck", test[1:], []))
 for path in manifests:
     for doc in yaml.safe_load_all(open(path)):
         if doc["kind"] == "ConfigMap":
@@ -58,9 +59,17 @@ for path in manifests:
             for container in doc["spec"]["template"]["spec"]["containers"]:
                 uses.append((path, container["command"], [e["name"] for e in container.get("env", [])]))
 errors = []
+def bookstore_commands(command):
+    """Each `bookstore ...` a command runs: itself, or the ones in `sh -c SCRIPT`."""
+    if command[:2] == ["sh", "-c"]:
+        return [["bookstore", sub] for sub in re.findall(r"\bbookstore ([a-z-]+)", command[2])]
+    return [command]
 for where, command, names in uses:
-    if command is not None and command[0] not in help_text:
-        errors.append(f"{where}: command {command[0]!r} is not a Bookstore binary")
+    for run in bookstore_commands(command) if command is not None else []:
+        if run[0] not in help_text:
+            errors.append(f"{where}: command {run[0]!r} is not a Bookstore binary")
+        elif run[0] == "bookstore" and len(run) > 1 and run[1] not in subcommands:
+            errors.append(f"{where}: {run[1]!r} is not a bookstore subcommand")
     for name in names:
         if name not in known and not name.startswith("OTEL_"):
             errors.append(f"{where}: {name} is not read by any Bookstore binary")

@@ -102,13 +102,29 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
+/// The code a call ended with, as the table above sees it: the upstream's,
+/// except that a call whose connection broke before the answer (the replica
+/// was killed, its connection reset) is `Unavailable`, like a replica that
+/// could not be reached. tonic reports such a break as `Unknown` or
+/// `Internal` (an HTTP/2 or I/O error, no gRPC status); it makes that status
+/// on this side from the transport error, which it keeps as the status's
+/// `source`, whereas a status an upstream answered never has one.
+fn upstream_code(status: &tonic::Status) -> Code {
+    use std::error::Error as _;
+    match status.code() {
+        Code::Unknown | Code::Internal if status.source().is_some() => Code::Unavailable,
+        code => code,
+    }
+}
+
 impl From<tonic::Status> for ApiError {
     /// Client errors keep the upstream's message (the services write them
     /// for the caller); server errors get a fixed one and are logged.
     fn from(status: tonic::Status) -> Self {
-        let http = http_status(status.code());
+        let code = upstream_code(&status);
+        let http = http_status(code);
         let upstream_message = status.message();
-        match status.code() {
+        match code {
             Code::Unauthenticated => Self::new(http, TOKEN_INVALID).with_detail(upstream_message),
             Code::Unavailable => {
                 tracing::warn!(upstream_message, "upstream unavailable");
@@ -214,6 +230,21 @@ mod tests {
         let error = ApiError::from(tonic::Status::unavailable("tcp connect error: 127.0.0.1:50052"));
         assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(!error.message.contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_connection_that_broke_mid_call_is_503_but_an_answered_unknown_is_500() {
+        // As tonic's client reports a reset connection: made from the I/O
+        // error, which it keeps as the source.
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let broken = tonic::Status::from_error(Box::new(reset));
+        assert_eq!(broken.code(), Code::Unknown);
+        let error = ApiError::from(broken);
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.retry_after, Some(1));
+
+        let answered = tonic::Status::unknown("panic at grpc.rs:12");
+        assert_eq!(ApiError::from(answered), ApiError::internal());
     }
 
     #[test]

@@ -15,3 +15,4 @@ mod service;
 mod sessions;
 mod telemetry;
 mod users;
+mod vanishing;
