@@ -146,6 +146,15 @@ for target in auth-service:50051/bookstore.auth.v1.AuthService books-service:500
     | jq -e '.status == "SERVING"' >/dev/null || fail "$service is not SERVING"
   echo "$addr: lists $service, SERVING"
 done
+# The revocation feed answers only our services (books-service is SERVING,
+# so it read the feed with the service token the init job made).
+feed=$(grpcurl -plaintext "$(compose port auth-service 50051)" bookstore.auth.v1.AuthService/ListRevocations 2>&1 || true)
+echo "$feed" | grep -q "x-service-token: is missing" || fail "ListRevocations answered without a service token: $feed"
+echo "ListRevocations without the service token: refused"
+# Metrics are on the gateway's admin port, not its public one.
+curl -fsS http://127.0.0.1:9103/metrics | grep -q '^http_server_requests_total' || fail "no gateway metrics on :9103"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/metrics")" = 404 ] || fail "/metrics is served on the public port"
+echo "gateway metrics on 127.0.0.1:9103, none on :5000"
 for id in $(all_containers); do
   state=$(health "$id")
   echo "$(docker inspect -f '{{.Name}} read-only={{.HostConfig.ReadonlyRootfs}} user={{.Config.User}}' "$id"): $state"
@@ -199,8 +208,8 @@ books_before=$(jq '.books.acknowledged | length' "$WORK/load.json")
 users_before=$(jq length "$WORK/users.json")
 compose down
 left=$(comm -13 <(echo "$volumes_before") <(docker volume ls -q | sort) | tr '\n' ' ')
-[ "$left" = "${COMPOSE_PROJECT_NAME}_pgdata ${COMPOSE_PROJECT_NAME}_signing-key " ] \
-  || fail "down should leave the two named volumes, and it left: $left"
+[ "$left" = "${COMPOSE_PROJECT_NAME}_pgdata ${COMPOSE_PROJECT_NAME}_service-token ${COMPOSE_PROJECT_NAME}_signing-key " ] \
+  || fail "down should leave the three named volumes, and it left: $left"
 started=$SECONDS
 compose up -d
 wait_healthy 180
