@@ -8,8 +8,8 @@ use bookstore_runtime::metrics::PoolUsage;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::{
-    DELETED_USER, NewSession, NewUser, NextRefreshToken, REVOKED_SESSION, RevocationRecord, Rotation, UserRecord,
-    UserStore,
+    DELETED_USER, MAX_PUBLIC_IDS_PER_QUERY, NewSession, NewUser, NextRefreshToken, REVOKED_SESSION, RevocationRecord,
+    Rotation, SweepCutoffs, SweepReport, UserRecord, UserStore, existing_public_ids_query, sweep_sql,
 };
 use crate::error::{Error, Result};
 use crate::throttle::{LoginAttempt, LoginThrottle};
@@ -67,6 +67,21 @@ impl UserStore for PostgresUserStore {
         .bind(public_id)
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    async fn find_existing_public_ids(&self, public_ids: &[String]) -> Result<Vec<String>> {
+        if public_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if public_ids.len() > MAX_PUBLIC_IDS_PER_QUERY {
+            return Err(Error::invalid("public_ids", format!("must hold at most {MAX_PUBLIC_IDS_PER_QUERY} ids")));
+        }
+        let sql = existing_public_ids_query(public_ids.len());
+        let mut query = sqlx::query_scalar(&sql);
+        for public_id in public_ids {
+            query = query.bind(public_id);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     async fn list_users(&self, after_id: i64, limit: u32) -> Result<Vec<UserRecord>> {
@@ -185,12 +200,8 @@ impl UserStore for PostgresUserStore {
         Ok(LoginAttempt::Wait { seconds: locked_until.map_or(1, |until| until - now) })
     }
 
-    async fn clear_login_attempts(&self, name_key: &str, forget_before: i64) -> Result<()> {
-        sqlx::query("delete from login_failures where name_key = $1 or last_attempt < $2")
-            .bind(name_key)
-            .bind(forget_before)
-            .execute(&self.pool)
-            .await?;
+    async fn clear_login_attempts(&self, name_key: &str) -> Result<()> {
+        sqlx::query("delete from login_failures where name_key = $1").bind(name_key).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -312,7 +323,6 @@ impl UserStore for PostgresUserStore {
             .bind(relevant_until)
             .execute(&mut *transaction)
             .await?;
-        purge_revocations(&mut transaction, now).await?;
         transaction.commit().await?;
         Ok(true)
     }
@@ -379,6 +389,20 @@ impl UserStore for PostgresUserStore {
         .await?)
     }
 
+    async fn sweep(&self, cutoffs: SweepCutoffs) -> Result<SweepReport> {
+        let pool = &self.pool;
+        sweep_sql::run(cutoffs, &|sql, binds| {
+            Box::pin(async move {
+                let mut query = sqlx::query(sql);
+                for bind in binds {
+                    query = query.bind(bind);
+                }
+                Ok(query.execute(pool).await?.rows_affected())
+            })
+        })
+        .await
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -415,17 +439,5 @@ async fn end_sessions_of(
         .execute(&mut **transaction)
         .await?
         .rows_affected();
-    purge_revocations(transaction, now).await?;
     Ok(ended)
-}
-
-/// Forgets ended sessions whose last token has expired. Deleted users stay:
-/// a books replica that was down for long must still learn of them.
-async fn purge_revocations(transaction: &mut Transaction<'_, Postgres>, now: i64) -> Result<()> {
-    sqlx::query("delete from revocations where kind = $1 and relevant_until < $2")
-        .bind(REVOKED_SESSION)
-        .bind(now)
-        .execute(&mut **transaction)
-        .await?;
-    Ok(())
 }
