@@ -50,7 +50,7 @@ pub struct Settings {
 
     /// File holding the service token: the shared secret books-service (and
     /// any other of our services) presents for the calls only services may
-    /// make (`ListRevocations`). Generated on first start if missing (see
+    /// make (`ListRevocations`, `FindExistingUsers`). Generated on first start if missing (see
     /// `AUTH_GENERATE_SERVICE_TOKEN`).
     #[arg(long, env = "AUTH_SERVICE_TOKEN_FILE", default_value = "data/service-token")]
     pub service_token_file: PathBuf,
