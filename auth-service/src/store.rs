@@ -125,8 +125,9 @@ fn existing_public_ids_query(count: usize) -> String {
 pub struct SweepCutoffs {
     /// Unix micros: now less the longest an access token lives (its
     /// lifetime plus the clock skew leeway). A refresh token that expired
-    /// before it, and a session ended or created before it that has no
-    /// refresh token left, are swept (see [`sweep_sql`] for why that is safe).
+    /// before it, a session ended before it, and an open session created
+    /// before it with no refresh token left are swept (see [`sweep_sql`]
+    /// for why that is safe).
     pub tokens_expired_before: i64,
     /// Unix micros: now. Session revocations relevant until before it are
     /// swept (every token they cover has expired).
@@ -165,6 +166,8 @@ impl SweepCutoffs {
 /// Rows deleted by one [`UserStore::sweep`], by table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepReport {
+    /// Expired refresh tokens (those of ended sessions go with their
+    /// session, uncounted).
     pub refresh_tokens: u64,
     pub sessions: u64,
     /// Revocation feed rows of ended sessions.
@@ -181,31 +184,31 @@ impl SweepReport {
 }
 
 /// The sweep's statements, the same on both backends (sqlx binds `$N` on
-/// SQLite too). Each deletes at most `$limit` rows chosen by a subquery
-/// (SQLite has no `delete ... limit` by default) and runs on its own, in
-/// its own implicit transaction: a request never waits on the sweep for
-/// longer than one batch. Every statement is a conditional delete of rows
-/// no request will use again, so replicas sweeping at once only find less
-/// to do: a row already gone is simply not deleted twice.
+/// SQLite too). Each deletes at most `BATCH` rows chosen by an indexed
+/// subquery (SQLite has no `delete ... limit` by default) and runs on its
+/// own, in its own implicit transaction: a request never waits on the sweep
+/// for longer than one batch. Every statement is a conditional delete of
+/// rows no request will use again, so replicas sweeping at once only find
+/// less to do: a row already gone is not deleted twice.
 ///
 /// The rules, with `L` the longest an access token lives (lifetime plus
 /// clock skew leeway):
-/// - A refresh token expired `L` ago or more is refused like an unknown
-///   one already (rotation requires `expires_at > now`); it is kept that
-///   much past its expiry only so that the session rule below can tell the
-///   last access token its session issued has expired too. The refresh
-///   tokens of a session ended `L` ago or more are unusable (an ended
-///   session refreshes no more) and go as well.
-/// - A session goes once it has no refresh token left and was created,
-///   and if it ended, ended, `L` ago or more. Ended: its access tokens have
-///   all expired, and so has its revocation. Still open: its last refresh
-///   token expired `L` ago or more, so it can never issue another token,
-///   and the last access token it issued (with that refresh token) has
-///   expired. Either way auth-service refuses its tokens exactly as
-///   before (a missing session is no more active than an ended one).
-///   Tokens go before their session, in the order `delete_user` takes, so
-///   the two never deadlock on PostgreSQL; a session is never swept with
-///   tokens still under it.
+/// - A refresh token expired `L` ago or more goes. It is refused like an
+///   unknown one already (rotation requires `expires_at > now`); it is kept
+///   that much past its expiry only so that the session rule below can tell
+///   the last access token its session issued has expired too.
+/// - A session ended `L` ago or more goes, with its refresh tokens (they
+///   are unusable since it ended; `on delete cascade`): every access token
+///   it issued has expired, and so has its revocation.
+/// - An open session created `L` ago or more with no refresh token left
+///   goes: its last refresh token expired `L` ago or more, so it can never
+///   issue another token, and the last access token it issued (with that
+///   refresh token) has expired. Until then a session keeps at least one
+///   token (`create_session` writes both in one transaction).
+/// - Either way auth-service refuses the session's tokens exactly as before
+///   (a missing session is no more active than an ended one). Only a logout
+///   presenting such a long-dead refresh token changes: Unauthenticated
+///   (`refresh_token: is not valid`) instead of a no-op.
 /// - A session revocation goes once past `relevant_until`: every token it
 ///   covers has expired. A deleted-user revocation is kept longer (the
 ///   deleted-user retention), so that a books replica that was away for a
@@ -218,42 +221,64 @@ impl SweepReport {
 ///   the longest wait, would: the count decides the next wait, so a name
 ///   past its free attempts would get its free attempts back every
 ///   `AUTH_LOGIN_MAX_DELAY_SECS` instead of one guess per longest wait.
+///
+/// Every statement returns one integer column per deleted row; the open
+/// sessions' statement walks `created_at` with a cursor (the largest it
+/// deleted), so that each sweep reads the old, still live sessions once,
+/// not once per batch.
 pub mod sweep_sql {
     /// Rows deleted per statement.
     pub const BATCH: i64 = 1000;
 
-    /// `$1`: tokens expired before, `$2`: limit.
-    pub const REFRESH_TOKENS: &str = "delete from refresh_tokens where token_hash in (
-             select token_hash from refresh_tokens
-             where expires_at < $1
-                or session_id in (select id from sessions where revoked_at < $1)
-             limit $2)";
+    /// Where PostgreSQL's statements say `for update skip locked`: a sweep
+    /// takes only rows no other transaction has locked, so it never waits on
+    /// a request or on another replica's sweep, and two sweeps never
+    /// deadlock over rows they would lock in different orders. (SQLite has
+    /// one writer at a time and no such clause; there it stays a comment.)
+    pub const SKIP_LOCKED: &str = "/*skip locked*/";
 
     /// `$1`: tokens expired before, `$2`: limit.
-    pub const SESSIONS: &str = "delete from sessions where id in (
+    pub const REFRESH_TOKENS: &str = "delete from refresh_tokens where token_hash in (
+             select token_hash from refresh_tokens where expires_at < $1 limit $2 /*skip locked*/)
+         returning expires_at";
+
+    /// `$1`: ended before, `$2`: limit. Their refresh tokens go by cascade,
+    /// session row first, as in `delete_user`: the same lock order.
+    pub const ENDED_SESSIONS: &str = "delete from sessions where id in (
+             select id from sessions where revoked_at < $1 limit $2 /*skip locked*/)
+         returning revoked_at";
+
+    /// `$1`: created before, `$2`: cursor (created at or after), `$3`: limit.
+    pub const FINISHED_OPEN_SESSIONS: &str = "delete from sessions where id in (
              select s.id from sessions s
-             where s.created_at < $1
-               and (s.revoked_at is null or s.revoked_at < $1)
+             where s.revoked_at is null and s.created_at >= $2 and s.created_at < $1
                and not exists (select 1 from refresh_tokens r where r.session_id = s.id)
-             limit $2)";
+             order by s.created_at
+             limit $3 /*skip locked*/)
+         returning created_at";
 
     /// `$1`: irrelevant before, `$2`: limit.
     pub const SESSION_REVOCATIONS: &str = "delete from revocations where id in (
-             select id from revocations where kind = 'session' and relevant_until < $1 limit $2)";
+             select id from revocations where relevant_until < $1 and kind = 'session' limit $2 /*skip locked*/)
+         returning relevant_until";
 
     /// `$1`: deleted users before, `$2`: limit.
     pub const DELETED_USERS: &str = "delete from revocations where id in (
-             select id from revocations where kind = 'user' and relevant_until < $1 limit $2)";
+             select id from revocations where relevant_until < $1 and kind = 'user' limit $2 /*skip locked*/)
+         returning relevant_until";
 
     /// `$1`: last attempt before, `$2`: now (seconds), `$3`: limit.
     pub const LOGIN_FAILURES: &str = "delete from login_failures where name_key in (
-             select name_key from login_failures where last_attempt < $1 and locked_until <= $2 limit $3)";
+             select name_key from login_failures where last_attempt < $1 and locked_until <= $2 limit $3 /*skip locked*/)
+         returning last_attempt";
 
-    /// One statement run with its binds: how many rows it deleted.
-    pub(crate) type Batch<'a> = std::pin::Pin<Box<dyn Future<Output = crate::Result<u64>> + Send + 'a>>;
+    /// One statement run with its binds: the integer column of each row it
+    /// deleted.
+    pub(crate) type Batch<'a> = std::pin::Pin<Box<dyn Future<Output = crate::Result<Vec<i64>>> + Send + 'a>>;
 
-    /// Runs every statement in batches of [`BATCH`] until each finds fewer
-    /// to delete.
+    /// Runs every statement in batches of [`BATCH`] until one deletes
+    /// nothing. (Not until one deletes fewer than a batch: a sweep on
+    /// another replica may have taken part of it, and more may be left.)
     pub(crate) async fn run<'a>(
         cutoffs: super::SweepCutoffs,
         execute: &(dyn Fn(&'static str, Vec<i64>) -> Batch<'a> + Sync),
@@ -262,18 +287,28 @@ pub mod sweep_sql {
             let mut deleted = 0;
             loop {
                 let batch = execute(sql, binds.clone()).await?;
-                deleted += batch;
-                if batch < BATCH.unsigned_abs() {
+                if batch.is_empty() {
                     return Ok(deleted);
                 }
+                deleted += batch.len() as u64;
                 // Lets the requests waiting for the database go first.
                 tokio::task::yield_now().await;
             }
         };
         let tokens = cutoffs.tokens_expired_before;
+        let refresh_tokens = until_done(REFRESH_TOKENS, vec![tokens, BATCH]).await?;
+        let mut sessions = until_done(ENDED_SESSIONS, vec![tokens, BATCH]).await?;
+        let mut cursor = i64::MIN;
+        loop {
+            let batch = execute(FINISHED_OPEN_SESSIONS, vec![tokens, cursor, BATCH]).await?;
+            let Some(newest) = batch.iter().copied().max() else { break };
+            sessions += batch.len() as u64;
+            cursor = newest;
+            tokio::task::yield_now().await;
+        }
         Ok(super::SweepReport {
-            refresh_tokens: until_done(REFRESH_TOKENS, vec![tokens, BATCH]).await?,
-            sessions: until_done(SESSIONS, vec![tokens, BATCH]).await?,
+            refresh_tokens,
+            sessions,
             session_revocations: until_done(SESSION_REVOCATIONS, vec![cutoffs.revocations_irrelevant_before, BATCH])
                 .await?,
             deleted_users: until_done(DELETED_USERS, vec![cutoffs.deleted_users_before, BATCH]).await?,

@@ -206,8 +206,9 @@ async fn a_sweep_after_churn_deletes_every_stale_row_and_nothing_live(store: &dy
     let report = store.sweep(SweepCutoffs::at(SWEPT_AT, ACCESS, RETENTION)).await.unwrap();
 
     // Assert
+    // h-ended goes with its session, uncounted.
     let expected =
-        SweepReport { refresh_tokens: 3, sessions: 2, session_revocations: 1, deleted_users: 1, login_failures: 1 };
+        SweepReport { refresh_tokens: 2, sessions: 2, session_revocations: 1, deleted_users: 1, login_failures: 1 };
     assert_eq!(report, expected);
     for gone in ["h-expired", "h-spent", "h-ended"] {
         assert_eq!(store.session_of_refresh_token(gone).await.unwrap(), None, "{gone}");
@@ -245,24 +246,43 @@ async fn a_sweep_after_churn_deletes_every_stale_row_and_nothing_live(store: &dy
     assert_eq!(store.find_user_by_public_id(&user.public_id).await.unwrap(), Some(user), "users are never swept");
 }
 
-/// More stale rows than one batch, swept by two sweeps at once (two
-/// replicas): each row is deleted once, live rows stay.
+/// More stale rows than one batch, old live sessions and long-ended ones
+/// among them, swept by
+/// two sweeps at once (two replicas): each stale row is deleted once, live
+/// rows stay.
 async fn sweeps_running_at_once_delete_every_row_once(store: &dyn UserStore) {
-    const STALE: usize = 1100;
+    const STALE: i64 = 1100;
     let user = store.create_user(new_user("nina")).await.unwrap();
-    store.create_session(session_at("live", user.id, "h-live", SWEPT_AT + 60 * SECOND)).await.unwrap();
+    let live_until = SWEPT_AT + 60 * SECOND;
     for i in 0..STALE {
-        store.create_session(session_at(&format!("s{i}"), user.id, &format!("h{i}"), NOW + SECOND)).await.unwrap();
+        let stale = NewSession {
+            created_at: NOW + i * 10,
+            ..session_at(&format!("s{i}"), user.id, &format!("h{i}"), NOW + SECOND)
+        };
+        store.create_session(stale).await.unwrap();
+        if i % 100 == 0 {
+            let live = NewSession {
+                created_at: NOW + i * 10 + 5,
+                ..session_at(&format!("live{i}"), user.id, &format!("live-h{i}"), live_until)
+            };
+            store.create_session(live).await.unwrap();
+            let ended = format!("ended{i}");
+            store.create_session(session_at(&ended, user.id, &format!("ended-h{i}"), live_until)).await.unwrap();
+            store.revoke_session(&ended, NOW + SECOND, NOW + SECOND + micros(ACCESS)).await.unwrap();
+        }
     }
+    let ended = (0..STALE).step_by(100).count() as u64;
     let cutoffs = SweepCutoffs::at(SWEPT_AT, ACCESS, RETENTION);
 
     let (first, second) = tokio::join!(store.sweep(cutoffs), store.sweep(cutoffs));
 
     let (first, second) = (first.unwrap(), second.unwrap());
-    assert_eq!(first.refresh_tokens + second.refresh_tokens, STALE as u64);
-    assert_eq!(first.sessions + second.sessions, STALE as u64);
-    assert!(store.find_active_session_user("live").await.unwrap().is_some());
-    assert_eq!(store.session_of_refresh_token("h-live").await.unwrap().as_deref(), Some("live"));
+    assert_eq!(first.refresh_tokens + second.refresh_tokens, STALE.unsigned_abs());
+    assert_eq!(first.sessions + second.sessions, STALE.unsigned_abs() + ended);
+    assert_eq!(first.session_revocations + second.session_revocations, ended);
+    for i in (0..STALE).step_by(100) {
+        assert!(store.find_active_session_user(&format!("live{i}")).await.unwrap().is_some(), "live{i}");
+    }
     assert_eq!(store.sweep(cutoffs).await.unwrap(), SweepReport::default());
 }
 

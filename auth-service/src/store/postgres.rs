@@ -367,10 +367,8 @@ impl UserStore for PostgresUserStore {
             transaction.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("delete from refresh_tokens where session_id in (select id from sessions where user_id = $1)")
-            .bind(user_id)
-            .execute(&mut *transaction)
-            .await?;
+        // Refresh tokens go with their session (`on delete cascade`): session
+        // first, then its tokens, the order the sweep locks them in too.
         sqlx::query("delete from sessions where user_id = $1").bind(user_id).execute(&mut *transaction).await?;
         sqlx::query("delete from users where id = $1").bind(user_id).execute(&mut *transaction).await?;
         transaction.commit().await?;
@@ -393,11 +391,12 @@ impl UserStore for PostgresUserStore {
         let pool = &self.pool;
         sweep_sql::run(cutoffs, &|sql, binds| {
             Box::pin(async move {
-                let mut query = sqlx::query(sql);
+                let sql = sql.replace(sweep_sql::SKIP_LOCKED, "for update skip locked");
+                let mut query = sqlx::query_scalar(&sql);
                 for bind in binds {
                     query = query.bind(bind);
                 }
-                Ok(query.execute(pool).await?.rows_affected())
+                Ok(query.fetch_all(pool).await?)
             })
         })
         .await
