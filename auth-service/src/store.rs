@@ -177,12 +177,6 @@ pub struct SweepReport {
     pub login_failures: u64,
 }
 
-impl SweepReport {
-    pub fn total(&self) -> u64 {
-        self.refresh_tokens + self.sessions + self.session_revocations + self.deleted_users + self.login_failures
-    }
-}
-
 /// The sweep's statements, the same on both backends (sqlx binds `$N` on
 /// SQLite too). Each deletes at most `BATCH` rows chosen by an indexed
 /// subquery (SQLite has no `delete ... limit` by default) and runs on its
