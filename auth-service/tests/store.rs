@@ -377,3 +377,39 @@ user_store_contract!(
     a_rehash_replaces_only_the_hash_it_read,
     only_the_public_ids_of_existing_users_are_found,
 );
+
+/// On PostgreSQL the sweep takes only rows nobody has locked: a
+/// transaction holding a stale row (a request in the middle of its work)
+/// neither blocks the sweep nor loses the row under it; the next sweep
+/// takes it.
+#[tokio::test]
+async fn on_postgres_a_sweep_skips_rows_another_transaction_holds() {
+    // Arrange: two stale sessions; another transaction holds one's token.
+    let Some(database) = TestDatabase::postgres().await else { return };
+    let store = auth_service::store::connect(&database.url).await.unwrap();
+    let user = store.create_user(new_user("quinn")).await.unwrap();
+    for (session, hash) in [("held", "h-held"), ("free", "h-free")] {
+        store.create_session(session_at(session, user.id, hash, NOW + SECOND)).await.unwrap();
+    }
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("select 1 from refresh_tokens where token_hash = 'h-held' for update")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let cutoffs = SweepCutoffs::at(SWEPT_AT, ACCESS, RETENTION);
+
+    // Act
+    let swept = tokio::time::timeout(Duration::from_secs(5), store.sweep(cutoffs)).await;
+
+    // Assert
+    let swept = swept.expect("the sweep waited for a row another transaction holds").unwrap();
+    assert_eq!((swept.refresh_tokens, swept.sessions), (1, 1), "{swept:?}");
+    assert_eq!(store.session_of_refresh_token("h-held").await.unwrap().as_deref(), Some("held"));
+    holder.commit().await.unwrap();
+    let swept = store.sweep(cutoffs).await.unwrap();
+    assert_eq!((swept.refresh_tokens, swept.sessions), (1, 1), "{swept:?}");
+    store.close().await;
+    pool.close().await;
+    database.cleanup().await;
+}
