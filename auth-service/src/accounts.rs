@@ -431,14 +431,7 @@ impl Accounts {
     /// `store::sweep_sql`); deleted users' revocations are kept
     /// `deleted_user_retention` past their `relevant_until`.
     pub async fn sweep_stale_rows(&self, deleted_user_retention: Duration) -> Result<SweepReport> {
-        self.sweep_stale_rows_at(unix_micros(), deleted_user_retention).await
-    }
-
-    /// [`Self::sweep_stale_rows`] as if it were `now` (unix micros): for
-    /// tests, which cannot wait for tokens to expire.
-    #[doc(hidden)]
-    pub async fn sweep_stale_rows_at(&self, now: i64, deleted_user_retention: Duration) -> Result<SweepReport> {
-        let cutoffs = SweepCutoffs::at(now, self.longest_access_token(), deleted_user_retention);
+        let cutoffs = SweepCutoffs::at(unix_micros(), self.longest_access_token(), deleted_user_retention);
         self.store.sweep(cutoffs).await
     }
 
