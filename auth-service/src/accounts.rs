@@ -16,7 +16,10 @@ use sha2::{Digest as _, Sha256};
 use crate::domain::{Password, UserName};
 use crate::error::{Error, Result};
 use crate::password::PasswordHasher;
-use crate::store::{NewSession, NewUser, NextRefreshToken, RevocationRecord, Rotation, UserRecord, UserStore};
+use crate::store::{
+    MAX_PUBLIC_IDS_PER_QUERY, NewSession, NewUser, NextRefreshToken, RevocationRecord, Rotation, SweepCutoffs,
+    SweepReport, UserRecord, UserStore,
+};
 use crate::throttle::{LoginAttempt, LoginThrottle, login_must_wait};
 
 /// The one message for every failed login, whatever the reason.
@@ -246,9 +249,7 @@ impl Accounts {
         if !self.login_throttle.is_enabled() {
             return Ok(());
         }
-        let forget_before =
-            unix_secs().saturating_sub(i64::try_from(LoginThrottle::FORGET_AFTER.as_secs()).unwrap_or(i64::MAX));
-        self.store.clear_login_attempts(name_key, forget_before).await
+        self.store.clear_login_attempts(name_key).await
     }
 
     /// Replaces an outdated password hash; a failure only costs a retry at
@@ -404,10 +405,34 @@ impl Accounts {
         Ok(RevocationPage { revocations, next_page_token })
     }
 
+    /// Those of `public_ids` that belong to an existing user (for our
+    /// services' orphan checks); InvalidArgument past
+    /// [`MAX_PUBLIC_IDS_PER_QUERY`] ids.
+    pub async fn find_existing_users(&self, public_ids: &[String]) -> Result<Vec<String>> {
+        if public_ids.len() > MAX_PUBLIC_IDS_PER_QUERY {
+            return Err(Error::invalid("public_ids", format!("must hold at most {MAX_PUBLIC_IDS_PER_QUERY} ids")));
+        }
+        self.store.find_existing_public_ids(public_ids).await
+    }
+
     /// Until when a revocation made `now` matters: the longest an access
     /// token issued before it stays valid, clock skew allowance included.
     fn relevant_until(&self, now: i64) -> i64 {
-        now.saturating_add(micros(self.signer.lifetime() + CLOCK_SKEW_LEEWAY))
+        now.saturating_add(micros(self.longest_access_token()))
+    }
+
+    /// The longest an access token is accepted: its lifetime plus the
+    /// clock skew leeway of verifiers.
+    fn longest_access_token(&self) -> Duration {
+        self.signer.lifetime() + CLOCK_SKEW_LEEWAY
+    }
+
+    /// Deletes the rows no request will use again, as of now (see
+    /// `store::sweep_sql`); deleted users' revocations are kept
+    /// `deleted_user_retention` past their `relevant_until`.
+    pub async fn sweep_stale_rows(&self, deleted_user_retention: Duration) -> Result<SweepReport> {
+        let cutoffs = SweepCutoffs::at(unix_micros(), self.longest_access_token(), deleted_user_retention);
+        self.store.sweep(cutoffs).await
     }
 
     /// Verifies a token's signature, issuer, audience and expiry, and that

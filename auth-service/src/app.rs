@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bookstore_proto::auth::v1::auth_service_server::AuthServiceServer;
+use bookstore_runtime::metrics::SweptRows;
 use bookstore_runtime::{Metrics, ServerLimits};
 use bookstore_tokens::{TokenPolicy, TokenSigner, TokenVerifier};
 use tokio::net::TcpListener;
@@ -27,6 +28,9 @@ pub struct App {
     limits: ServerLimits,
     metrics: Metrics,
     metrics_listener: Option<TcpListener>,
+    /// Zero: no sweep.
+    sweep_interval: Duration,
+    swept: SweptRows,
 }
 
 impl App {
@@ -47,8 +51,11 @@ impl App {
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
         let metrics = Metrics::new();
         accounts.register_metrics(&metrics);
+        let swept = SweptRows::default();
+        swept.register(&metrics);
         let metrics_listener = bookstore_runtime::metrics::bind_metrics(settings.metrics_addr).await?;
-        Ok(Self { listener, routes, accounts, limits, metrics, metrics_listener })
+        let sweep_interval = Duration::from_secs(settings.sweep_interval_secs);
+        Ok(Self { listener, routes, accounts, limits, metrics, metrics_listener, sweep_interval, swept })
     }
 
     /// The address `/metrics` is served on, when configured.
@@ -61,9 +68,16 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, lets in-flight calls finish, then
-    /// closes the database.
+    /// closes the database. The sweep runs meanwhile (unless its interval
+    /// is zero) and stops with the server.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "auth-service listening");
+        let (stop_sweep, sweep_stopped) = tokio::sync::oneshot::channel::<()>();
+        let sweeper = (!self.sweep_interval.is_zero()).then(|| {
+            tokio::spawn(crate::sweep::run(self.accounts.clone(), self.sweep_interval, self.swept.clone(), async {
+                let _ = sweep_stopped.await;
+            }))
+        });
         let served = bookstore_runtime::serve(
             self.listener,
             self.routes,
@@ -73,6 +87,10 @@ impl App {
             shutdown,
         )
         .await;
+        drop(stop_sweep);
+        if let Some(sweeper) = sweeper {
+            let _ = sweeper.await;
+        }
         self.accounts.close().await;
         tracing::info!("auth-service stopped");
         Ok(served?)

@@ -50,7 +50,7 @@ pub struct Settings {
 
     /// File holding the service token: the shared secret books-service (and
     /// any other of our services) presents for the calls only services may
-    /// make (`ListRevocations`). Generated on first start if missing (see
+    /// make (`ListRevocations`, `FindExistingUsers`). Generated on first start if missing (see
     /// `AUTH_GENERATE_SERVICE_TOKEN`).
     #[arg(long, env = "AUTH_SERVICE_TOKEN_FILE", default_value = "data/service-token")]
     pub service_token_file: PathBuf,
@@ -149,6 +149,12 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(1..),
     )]
     pub login_max_delay_secs: u64,
+
+    /// Seconds between sweeps that delete expired refresh tokens, finished
+    /// sessions, revocations past their use and forgotten login counts (the
+    /// first after a random part of it); 0 turns the sweep off.
+    #[arg(long, env = "AUTH_SWEEP_INTERVAL_SECS", default_value_t = 300)]
+    pub sweep_interval_secs: u64,
 }
 
 fn default_hash_concurrency() -> usize {
@@ -210,6 +216,7 @@ impl fmt::Debug for Settings {
             .field("login_free_attempts", &self.login_free_attempts)
             .field("login_delay_secs", &self.login_delay_secs)
             .field("login_max_delay_secs", &self.login_max_delay_secs)
+            .field("sweep_interval_secs", &self.sweep_interval_secs)
             .finish()
     }
 }

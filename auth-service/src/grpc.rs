@@ -5,10 +5,11 @@ use std::net::IpAddr;
 use bookstore_proto::auth::v1::auth_service_server::AuthService;
 use bookstore_proto::auth::v1::revocation::Subject;
 use bookstore_proto::auth::v1::{
-    ChangePasswordRequest, ChangePasswordResponse, DeleteAccountRequest, DeleteAccountResponse, GetJwksRequest,
-    GetJwksResponse, Jwk, ListRevocationsRequest, ListRevocationsResponse, ListUsersRequest, ListUsersResponse,
-    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RefreshResponse, RegisterRequest,
-    RegisterResponse, Revocation, User, ValidateTokenRequest, ValidateTokenResponse,
+    ChangePasswordRequest, ChangePasswordResponse, DeleteAccountRequest, DeleteAccountResponse,
+    FindExistingUsersRequest, FindExistingUsersResponse, GetJwksRequest, GetJwksResponse, Jwk, ListRevocationsRequest,
+    ListRevocationsResponse, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse, LogoutRequest,
+    LogoutResponse, RefreshRequest, RefreshResponse, RegisterRequest, RegisterResponse, Revocation, User,
+    ValidateTokenRequest, ValidateTokenResponse,
 };
 use bookstore_proto::timestamp_from_micros;
 use bookstore_tokens::{SERVICE_TOKEN_METADATA, ServiceToken};
@@ -137,6 +138,15 @@ impl AuthService for AuthGrpc {
             revocations: page.revocations.into_iter().map(revocation).collect(),
             next_page_token: page.next_page_token,
         }))
+    }
+
+    async fn find_existing_users(
+        &self,
+        request: Request<FindExistingUsersRequest>,
+    ) -> Result<Response<FindExistingUsersResponse>, Status> {
+        self.require_service(&request)?;
+        let public_ids = self.accounts.find_existing_users(&request.get_ref().public_ids).await?;
+        Ok(Response::new(FindExistingUsersResponse { public_ids }))
     }
 
     async fn validate_token(

@@ -11,6 +11,7 @@ mod grpc;
 mod keys;
 mod password;
 pub mod store;
+pub mod sweep;
 pub mod throttle;
 
 pub use app::{App, accounts};

@@ -3,8 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
 
+use std::time::Duration;
+
 use auth_service::Error;
-use auth_service::store::{NewSession, NewUser, NextRefreshToken, Rotation, UserStore};
+use auth_service::store::{NewSession, NewUser, NextRefreshToken, Rotation, SweepCutoffs, SweepReport, UserStore};
+use auth_service::throttle::{LoginAttempt, LoginThrottle};
 use bookstore_testing::TestDatabase;
 
 fn new_user(name: &str) -> NewUser {
@@ -131,20 +134,164 @@ async fn a_password_change_ends_every_session_in_one_go(store: &dyn UserStore) {
     assert_eq!(store.revoke_user_sessions(other.id, NOW + 6, LATER).await.unwrap(), 1);
 }
 
-async fn expired_session_revocations_are_purged_but_deleted_users_stay(store: &dyn UserStore) {
+const SECOND: i64 = 1_000_000;
+/// The longest an access token lives in the sweep tests: seconds, not
+/// minutes, so that a little churn covers every case.
+const ACCESS: Duration = Duration::from_secs(2);
+const RETENTION: Duration = Duration::from_secs(10);
+/// When the sweep tests sweep.
+const SWEPT_AT: i64 = NOW + 100 * SECOND;
+
+fn session_at(id: &str, user_id: i64, token_hash: &str, expires_at: i64) -> NewSession {
+    NewSession { refresh_expires_at: expires_at, ..new_session(id, user_id, token_hash) }
+}
+
+/// Attempts counted at unix second `at`.
+async fn failed_logins(store: &dyn UserStore, name_key: &str, at: i64, throttle: LoginThrottle) {
+    assert_eq!(store.count_login_attempt(name_key, at, throttle).await.unwrap(), LoginAttempt::Allowed);
+}
+
+async fn revocations_stay_in_the_feed_until_swept(store: &dyn UserStore) {
     let user = store.create_user(new_user("ivan")).await.unwrap();
-    let gone = store.create_user(new_user("judy")).await.unwrap();
     store.create_session(new_session("s1", user.id, "h1")).await.unwrap();
     store.create_session(new_session("s2", user.id, "h2")).await.unwrap();
     store.revoke_session("s1", NOW, NOW + 10).await.unwrap();
-    assert!(store.delete_user(gone.id, NOW, NOW + 10).await.unwrap());
 
-    // A later revocation purges the one whose tokens have all expired.
+    // Ending another session no longer deletes anything on the way.
     store.revoke_session("s2", NOW + 20, LATER).await.unwrap();
 
+    let feed: Vec<String> =
+        store.list_revocations(0, 0, 10).await.unwrap().into_iter().map(|row| row.subject).collect();
+    assert_eq!(feed, ["s1", "s2"]);
+}
+
+/// Churn with lifetimes of seconds, then a sweep: every stale row goes,
+/// every live one stays; a second sweep finds nothing; a sweep long after
+/// leaves nothing.
+async fn a_sweep_after_churn_deletes_every_stale_row_and_nothing_live(store: &dyn UserStore) {
+    // Arrange
+    let user = store.create_user(new_user("mia")).await.unwrap();
+    let live_until = SWEPT_AT + 60 * SECOND;
+    store.create_session(session_at("open-live", user.id, "h-live", live_until)).await.unwrap();
+    // Expired, but not yet for a whole access token lifetime: kept.
+    store.create_session(session_at("open-just-expired", user.id, "h-just", SWEPT_AT - SECOND)).await.unwrap();
+    store.create_session(session_at("open-expired", user.id, "h-expired", NOW + 10 * SECOND)).await.unwrap();
+    store.create_session(session_at("rotated", user.id, "h-spent", NOW + 10 * SECOND)).await.unwrap();
+    let rotated = store.rotate_refresh_token("h-spent", next_token("h-next", NOW + 5 * SECOND)).await.unwrap();
+    assert!(matches!(rotated, Rotation::Rotated { .. }));
+    store.create_session(session_at("ended-long-ago", user.id, "h-ended", live_until)).await.unwrap();
+    let ended = NOW + 5 * SECOND;
+    store.revoke_session("ended-long-ago", ended, ended + micros(ACCESS)).await.unwrap();
+    store.create_session(session_at("ended-recently", user.id, "h-ended-recently", live_until)).await.unwrap();
+    let ended = SWEPT_AT - SECOND;
+    store.revoke_session("ended-recently", ended, ended + micros(ACCESS)).await.unwrap();
+    let gone_long_ago = store.create_user(new_user("gone-long-ago")).await.unwrap();
+    store.delete_user(gone_long_ago.id, NOW + SECOND, NOW + SECOND + micros(ACCESS)).await.unwrap();
+    let gone_recently = store.create_user(new_user("gone-recently")).await.unwrap();
+    let deleted = SWEPT_AT - 5 * SECOND;
+    store.delete_user(gone_recently.id, deleted, deleted + micros(ACCESS)).await.unwrap();
+    let now_secs = SWEPT_AT / SECOND;
+    let forgotten = now_secs - secs(LoginThrottle::FORGET_AFTER) - 100;
+    failed_logins(store, "idle-for-long", forgotten, LoginThrottle::DEFAULT).await;
+    failed_logins(store, "recent", now_secs - 10, LoginThrottle::DEFAULT).await;
+    // Idle for long, but locked for longer still (a longest wait of days).
+    let days = LoginThrottle {
+        free_attempts: 1,
+        delay: Duration::from_secs(3 * 86_400),
+        max_delay: Duration::from_secs(3 * 86_400),
+    };
+    failed_logins(store, "locked", forgotten, days).await;
+
+    // Act
+    let report = store.sweep(SweepCutoffs::at(SWEPT_AT, ACCESS, RETENTION)).await.unwrap();
+
+    // Assert
+    // h-ended goes with its session, uncounted.
+    let expected =
+        SweepReport { refresh_tokens: 2, sessions: 2, session_revocations: 1, deleted_users: 1, login_failures: 1 };
+    assert_eq!(report, expected);
+    for gone in ["h-expired", "h-spent", "h-ended"] {
+        assert_eq!(store.session_of_refresh_token(gone).await.unwrap(), None, "{gone}");
+    }
+    for (kept, session) in [
+        ("h-live", "open-live"),
+        ("h-just", "open-just-expired"),
+        ("h-next", "rotated"),
+        ("h-ended-recently", "ended-recently"),
+    ] {
+        assert_eq!(store.session_of_refresh_token(kept).await.unwrap().as_deref(), Some(session), "{kept}");
+    }
+    for open in ["open-live", "open-just-expired", "rotated"] {
+        assert!(store.find_active_session_user(open).await.unwrap().is_some(), "{open}");
+    }
+    let refreshed = store.rotate_refresh_token("h-live", next_token("h-live-2", SWEPT_AT)).await.unwrap();
+    assert!(matches!(refreshed, Rotation::Rotated { .. }), "a live token still refreshes");
     let feed: Vec<(String, String)> =
         store.list_revocations(0, 0, 10).await.unwrap().into_iter().map(|row| (row.kind, row.subject)).collect();
-    assert_eq!(feed, [("user".to_owned(), gone.public_id.clone()), ("session".to_owned(), "s2".to_owned())]);
+    assert_eq!(
+        feed,
+        [("session".to_owned(), "ended-recently".to_owned()), ("user".to_owned(), gone_recently.public_id.clone())]
+    );
+    let still_locked = store.count_login_attempt("locked", now_secs, days).await.unwrap();
+    assert!(matches!(still_locked, LoginAttempt::Wait { .. }), "{still_locked:?}");
+    assert_eq!(store.sweep(SweepCutoffs::at(SWEPT_AT, ACCESS, RETENTION)).await.unwrap(), SweepReport::default());
+
+    // Long after, every row is stale.
+    let later = SWEPT_AT + 40 * 86_400 * SECOND;
+    let report = store.sweep(SweepCutoffs::at(later, ACCESS, RETENTION)).await.unwrap();
+    let expected =
+        SweepReport { refresh_tokens: 5, sessions: 4, session_revocations: 1, deleted_users: 1, login_failures: 2 };
+    assert_eq!(report, expected);
+    assert!(store.list_revocations(0, 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.find_user_by_public_id(&user.public_id).await.unwrap(), Some(user), "users are never swept");
+}
+
+/// More stale rows than one batch, old live sessions and long-ended ones
+/// among them, swept by
+/// two sweeps at once (two replicas): each stale row is deleted once, live
+/// rows stay.
+async fn sweeps_running_at_once_delete_every_row_once(store: &dyn UserStore) {
+    const STALE: i64 = 1100;
+    let user = store.create_user(new_user("nina")).await.unwrap();
+    let live_until = SWEPT_AT + 60 * SECOND;
+    for i in 0..STALE {
+        let stale = NewSession {
+            created_at: NOW + i * 10,
+            ..session_at(&format!("s{i}"), user.id, &format!("h{i}"), NOW + SECOND)
+        };
+        store.create_session(stale).await.unwrap();
+        if i % 100 == 0 {
+            let live = NewSession {
+                created_at: NOW + i * 10 + 5,
+                ..session_at(&format!("live{i}"), user.id, &format!("live-h{i}"), live_until)
+            };
+            store.create_session(live).await.unwrap();
+            let ended = format!("ended{i}");
+            store.create_session(session_at(&ended, user.id, &format!("ended-h{i}"), live_until)).await.unwrap();
+            store.revoke_session(&ended, NOW + SECOND, NOW + SECOND + micros(ACCESS)).await.unwrap();
+        }
+    }
+    let ended = (0..STALE).step_by(100).count() as u64;
+    let cutoffs = SweepCutoffs::at(SWEPT_AT, ACCESS, RETENTION);
+
+    let (first, second) = tokio::join!(store.sweep(cutoffs), store.sweep(cutoffs));
+
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.refresh_tokens + second.refresh_tokens, STALE.unsigned_abs());
+    assert_eq!(first.sessions + second.sessions, STALE.unsigned_abs() + ended);
+    assert_eq!(first.session_revocations + second.session_revocations, ended);
+    for i in (0..STALE).step_by(100) {
+        assert!(store.find_active_session_user(&format!("live{i}")).await.unwrap().is_some(), "live{i}");
+    }
+    assert_eq!(store.sweep(cutoffs).await.unwrap(), SweepReport::default());
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap()
+}
+
+fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap()
 }
 
 async fn deleting_a_user_removes_sessions_and_frees_the_name(store: &dyn UserStore) {
@@ -163,6 +310,21 @@ async fn deleting_a_user_removes_sessions_and_frees_the_name(store: &dyn UserSto
     assert_eq!((feed[0].kind.as_str(), feed[0].subject.as_str()), ("user", user.public_id.as_str()));
     let again = store.create_user(new_user("kate")).await.unwrap();
     assert_ne!(again.public_id, user.public_id);
+}
+
+async fn only_the_public_ids_of_existing_users_are_found(store: &dyn UserStore) {
+    let kept = store.create_user(new_user("olga")).await.unwrap();
+    let gone = store.create_user(new_user("pete")).await.unwrap();
+    store.delete_user(gone.id, NOW, LATER).await.unwrap();
+    let asked = [gone.public_id.clone(), kept.public_id.clone(), "never".to_owned(), kept.public_id.clone()];
+
+    assert_eq!(store.find_existing_public_ids(&asked).await.unwrap(), [kept.public_id.as_str()]);
+    assert!(store.find_existing_public_ids(&[]).await.unwrap().is_empty());
+    let most = vec![kept.public_id.clone(); auth_service::store::MAX_PUBLIC_IDS_PER_QUERY];
+    assert_eq!(store.find_existing_public_ids(&most).await.unwrap(), [kept.public_id.as_str()]);
+    let too_many = vec![kept.public_id; auth_service::store::MAX_PUBLIC_IDS_PER_QUERY + 1];
+    let error = store.find_existing_public_ids(&too_many).await.unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument { .. }), "{error:?}");
 }
 
 async fn a_rehash_replaces_only_the_hash_it_read(store: &dyn UserStore) {
@@ -208,7 +370,46 @@ user_store_contract!(
     a_refresh_token_rotates_once_and_is_then_spent,
     a_revoked_session_refreshes_no_more_and_enters_the_feed,
     a_password_change_ends_every_session_in_one_go,
-    expired_session_revocations_are_purged_but_deleted_users_stay,
+    revocations_stay_in_the_feed_until_swept,
+    a_sweep_after_churn_deletes_every_stale_row_and_nothing_live,
+    sweeps_running_at_once_delete_every_row_once,
     deleting_a_user_removes_sessions_and_frees_the_name,
     a_rehash_replaces_only_the_hash_it_read,
+    only_the_public_ids_of_existing_users_are_found,
 );
+
+/// On PostgreSQL the sweep takes only rows nobody has locked: a
+/// transaction holding a stale row (a request in the middle of its work)
+/// neither blocks the sweep nor loses the row under it; the next sweep
+/// takes it.
+#[tokio::test]
+async fn on_postgres_a_sweep_skips_rows_another_transaction_holds() {
+    // Arrange: two stale sessions; another transaction holds one's token.
+    let Some(database) = TestDatabase::postgres().await else { return };
+    let store = auth_service::store::connect(&database.url).await.unwrap();
+    let user = store.create_user(new_user("quinn")).await.unwrap();
+    for (session, hash) in [("held", "h-held"), ("free", "h-free")] {
+        store.create_session(session_at(session, user.id, hash, NOW + SECOND)).await.unwrap();
+    }
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("select 1 from refresh_tokens where token_hash = 'h-held' for update")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let cutoffs = SweepCutoffs::at(SWEPT_AT, ACCESS, RETENTION);
+
+    // Act
+    let swept = tokio::time::timeout(Duration::from_secs(5), store.sweep(cutoffs)).await;
+
+    // Assert
+    let swept = swept.expect("the sweep waited for a row another transaction holds").unwrap();
+    assert_eq!((swept.refresh_tokens, swept.sessions), (1, 1), "{swept:?}");
+    assert_eq!(store.session_of_refresh_token("h-held").await.unwrap().as_deref(), Some("held"));
+    holder.commit().await.unwrap();
+    let swept = store.sweep(cutoffs).await.unwrap();
+    assert_eq!((swept.refresh_tokens, swept.sessions), (1, 1), "{swept:?}");
+    store.close().await;
+    pool.close().await;
+    database.cleanup().await;
+}

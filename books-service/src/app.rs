@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_server::{BooksServiceServer, SERVICE_NAME};
 use bookstore_replicas::Replicas;
+use bookstore_runtime::metrics::SweptRows;
 use bookstore_runtime::{HealthReporter, Metrics, ServerLimits};
 use bookstore_tokens::TokenPolicy;
 use tokio::net::TcpListener;
@@ -20,6 +21,7 @@ use crate::config::Settings;
 use crate::grpc::BooksGrpc;
 use crate::interceptor::RequireTokenLayer;
 use crate::jwks::JwksCache;
+use crate::orphans::OrphanReconciler;
 use crate::revocations::RevocationList;
 use crate::store::BookStore;
 
@@ -37,6 +39,9 @@ pub struct App {
     limits: ServerLimits,
     metrics: Metrics,
     metrics_listener: Option<TcpListener>,
+    /// None when turned off.
+    orphans: Option<(OrphanReconciler, Duration)>,
+    swept: SweptRows,
 }
 
 /// What the background task keeps up to date, and how often.
@@ -66,7 +71,11 @@ impl App {
             Duration::from_secs(settings.jwks_min_refetch_secs),
             settings.token_cache_capacity,
         );
-        let revocations = RevocationList::new(auth, &service_token, store.clone());
+        let revocations = RevocationList::new(auth.clone(), &service_token, store.clone());
+        let orphans = (settings.orphan_sweep_interval_secs > 0).then(|| {
+            let reconciler = OrphanReconciler::new(auth, &service_token, store.clone());
+            (reconciler, Duration::from_secs(settings.orphan_sweep_interval_secs))
+        });
         let (routes, health) = bookstore_runtime::standard_routes(SERVICE_NAME)?;
         // Not ready until the signing keys and revocations are in: every
         // call would fail.
@@ -91,8 +100,10 @@ impl App {
         background.keys.failures().register(&metrics);
         let pool = store.clone();
         metrics.register_pool(move || pool.pool_usage());
+        let swept = SweptRows::default();
+        swept.register(&metrics);
         let metrics_listener = bookstore_runtime::metrics::bind_metrics(settings.metrics_addr).await?;
-        Ok(Self { listener, routes, store, background, limits, metrics, metrics_listener })
+        Ok(Self { listener, routes, store, background, limits, metrics, metrics_listener, orphans, swept })
     }
 
     /// The address `/metrics` is served on, when configured.
@@ -109,6 +120,13 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "books-service listening");
         let (stop_refresh, refresh_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop_orphans, orphans_stopped) = tokio::sync::oneshot::channel::<()>();
+        let reconciler = self.orphans.map(|(reconciler, interval)| {
+            let revocations = self.background.revocations.clone();
+            tokio::spawn(reconciler.run(revocations, interval, self.swept.clone(), async {
+                let _ = orphans_stopped.await;
+            }))
+        });
         let refresher = tokio::spawn(self.background.run(async {
             let _ = refresh_stopped.await;
         }));
@@ -122,7 +140,11 @@ impl App {
         )
         .await;
         drop(stop_refresh);
+        drop(stop_orphans);
         let _ = refresher.await;
+        if let Some(reconciler) = reconciler {
+            let _ = reconciler.await;
+        }
         self.store.close().await;
         tracing::info!("books-service stopped");
         Ok(served?)

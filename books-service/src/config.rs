@@ -30,7 +30,7 @@ pub struct Settings {
     pub auth_url: String,
 
     /// File holding the service token auth-service accepts for the calls
-    /// only services make (its revocation feed): the file auth-service's
+    /// only services make (its revocation feed, its user check): the file auth-service's
     /// `AUTH_SERVICE_TOKEN_FILE` names, or a copy.
     #[arg(long, env = "BOOKS_SERVICE_TOKEN_FILE", default_value = "data/service-token")]
     pub service_token_file: PathBuf,
@@ -77,6 +77,13 @@ pub struct Settings {
     /// logged-out session's or deleted user's token is still accepted here.
     #[arg(long, env = "BOOKS_REVOCATION_REFRESH_SECS", default_value_t = 5)]
     pub revocation_refresh_secs: u64,
+
+    /// Seconds between passes that ask auth-service which book owners still
+    /// exist and delete the books of those that do not (users deleted while
+    /// this replica was away longer than the revocation feed keeps
+    /// deletions); the first pass runs at start. 0 turns it off.
+    #[arg(long, env = "BOOKS_ORPHAN_SWEEP_INTERVAL_SECS", default_value_t = 3600)]
+    pub orphan_sweep_interval_secs: u64,
 
     /// Verified tokens remembered (each until it expires), so that a
     /// client's next call skips the signature check; 0 disables the cache.
@@ -132,6 +139,7 @@ impl std::fmt::Debug for Settings {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("revocation_refresh_secs", &self.revocation_refresh_secs)
+            .field("orphan_sweep_interval_secs", &self.orphan_sweep_interval_secs)
             .field("token_cache_capacity", &self.token_cache_capacity)
             .finish()
     }

@@ -8,6 +8,7 @@ mod error;
 mod grpc;
 mod interceptor;
 mod jwks;
+pub mod orphans;
 mod revocations;
 pub mod store;
 

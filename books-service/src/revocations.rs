@@ -7,7 +7,8 @@
 //! the last list keeps being used (tokens revoked meanwhile stay accepted
 //! until the feed answers again or they expire); every failed poll logs a
 //! warning with how stale the list is. A deleted user's books are deleted
-//! here when the feed reports the deletion.
+//! here when the feed reports the deletion (and by `orphans` when the feed
+//! no longer has it, after a long absence).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -41,6 +41,9 @@ pub trait BookStore: Send + Sync + 'static {
     /// Deletes every book of an owner (a deleted account); how many.
     /// Idempotent: the revocation feed may report a deletion more than once.
     async fn delete_books_of_owner(&self, owner_id: &str) -> Result<u64>;
+    /// The distinct owners of books with `owner_id > after`, ascending, at
+    /// most `limit`: for finding the books of users deleted long ago.
+    async fn list_owners(&self, after: &str, limit: u32) -> Result<Vec<String>>;
     /// Every owner's books with `id > after_id`, ascending, at most `limit`:
     /// for copying a deployment to another backend.
     async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>>;
@@ -53,6 +56,10 @@ pub trait BookStore: Send + Sync + 'static {
     /// How the connection pool is used right now, for metrics.
     fn pool_usage(&self) -> bookstore_runtime::metrics::PoolUsage;
 }
+
+/// `list_owners`' query, the same on both backends; the `(owner_id, id)`
+/// index serves it.
+const LIST_OWNERS: &str = "select distinct owner_id from books where owner_id > $1 order by owner_id limit $2";
 
 /// Opens (and migrates) the store a database URL names.
 pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn BookStore>> {

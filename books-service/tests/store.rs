@@ -48,6 +48,17 @@ async fn deleting_an_owners_books_leaves_the_others_and_may_be_repeated(store: A
     assert_eq!(store.list_books("kept", 0, 10).await.unwrap().len(), 1);
 }
 
+async fn owners_are_listed_once_each_in_order_after_a_cursor(store: Arc<dyn BookStore>) {
+    for owner in ["carol", "alice", "bob", "alice", "dave", "carol"] {
+        store.create_book(owner, book("Dune", "Herbert", 1), NOW).await.unwrap();
+    }
+    assert_eq!(store.list_owners("", 2).await.unwrap(), ["alice", "bob"]);
+    assert_eq!(store.list_owners("bob", 10).await.unwrap(), ["carol", "dave"]);
+    assert!(store.list_owners("dave", 10).await.unwrap().is_empty());
+    store.delete_books_of_owner("carol").await.unwrap();
+    assert_eq!(store.list_owners("", 10).await.unwrap(), ["alice", "bob", "dave"]);
+}
+
 async fn deleted_ids_are_never_reused(store: Arc<dyn BookStore>) {
     let first = store.create_book("alice", book("One", "A", 1), NOW).await.unwrap().id;
     assert!(store.delete_book("alice", id(first)).await.unwrap());
@@ -125,4 +136,5 @@ book_store_contract!(
     deleted_ids_are_never_reused,
     keyset_pages_stay_correct_under_concurrent_writes,
     deleting_an_owners_books_leaves_the_others_and_may_be_repeated,
+    owners_are_listed_once_each_in_order_after_a_cursor,
 );

@@ -179,6 +179,7 @@ pub mod idempotency {
                 "/bookstore.auth.v1.AuthService/GetJwks",
                 "/bookstore.auth.v1.AuthService/Login",
                 "/bookstore.auth.v1.AuthService/ListRevocations",
+                "/bookstore.auth.v1.AuthService/FindExistingUsers",
                 "/grpc.health.v1.Health/Check",
             ] {
                 assert!(is_side_effect_free(read), "{read}");

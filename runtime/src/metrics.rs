@@ -290,6 +290,29 @@ impl TokenFailures {
     }
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: &'static str,
+}
+
+/// `db_rows_swept_total` by table: rows a background sweep deleted because
+/// nothing will use them again (auth-service's expired sessions and
+/// tokens, books-service's books of deleted users).
+#[derive(Debug, Clone, Default)]
+pub struct SweptRows {
+    rows: Family<TableLabel, Counter>,
+}
+
+impl SweptRows {
+    pub fn register(&self, metrics: &Metrics) {
+        metrics.register("db_rows_swept", "Rows deleted by background sweeps, by table", self.rows.clone());
+    }
+
+    pub fn record(&self, table: &'static str, rows: u64) {
+        self.rows.get_or_create(&TableLabel { table }).inc_by(rows);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +330,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE grpc_server_request_duration_seconds histogram"), "{text}");
+    }
+
+    #[test]
+    fn swept_rows_are_counted_by_table() {
+        let metrics = Metrics::new();
+        let swept = SweptRows::default();
+        swept.register(&metrics);
+        swept.record("sessions", 3);
+        swept.record("sessions", 2);
+        assert!(metrics.encode().contains(r#"db_rows_swept_total{table="sessions"} 5"#), "{}", metrics.encode());
     }
 
     #[test]

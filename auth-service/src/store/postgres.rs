@@ -8,8 +8,8 @@ use bookstore_runtime::metrics::PoolUsage;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::{
-    DELETED_USER, NewSession, NewUser, NextRefreshToken, REVOKED_SESSION, RevocationRecord, Rotation, UserRecord,
-    UserStore,
+    DELETED_USER, MAX_PUBLIC_IDS_PER_QUERY, NewSession, NewUser, NextRefreshToken, REVOKED_SESSION, RevocationRecord,
+    Rotation, SweepCutoffs, SweepReport, UserRecord, UserStore, existing_public_ids_query, sweep_sql,
 };
 use crate::error::{Error, Result};
 use crate::throttle::{LoginAttempt, LoginThrottle};
@@ -67,6 +67,21 @@ impl UserStore for PostgresUserStore {
         .bind(public_id)
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    async fn find_existing_public_ids(&self, public_ids: &[String]) -> Result<Vec<String>> {
+        if public_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if public_ids.len() > MAX_PUBLIC_IDS_PER_QUERY {
+            return Err(Error::invalid("public_ids", format!("must hold at most {MAX_PUBLIC_IDS_PER_QUERY} ids")));
+        }
+        let sql = existing_public_ids_query(public_ids.len());
+        let mut query = sqlx::query_scalar(&sql);
+        for public_id in public_ids {
+            query = query.bind(public_id);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     async fn list_users(&self, after_id: i64, limit: u32) -> Result<Vec<UserRecord>> {
@@ -185,12 +200,8 @@ impl UserStore for PostgresUserStore {
         Ok(LoginAttempt::Wait { seconds: locked_until.map_or(1, |until| until - now) })
     }
 
-    async fn clear_login_attempts(&self, name_key: &str, forget_before: i64) -> Result<()> {
-        sqlx::query("delete from login_failures where name_key = $1 or last_attempt < $2")
-            .bind(name_key)
-            .bind(forget_before)
-            .execute(&self.pool)
-            .await?;
+    async fn clear_login_attempts(&self, name_key: &str) -> Result<()> {
+        sqlx::query("delete from login_failures where name_key = $1").bind(name_key).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -312,7 +323,6 @@ impl UserStore for PostgresUserStore {
             .bind(relevant_until)
             .execute(&mut *transaction)
             .await?;
-        purge_revocations(&mut transaction, now).await?;
         transaction.commit().await?;
         Ok(true)
     }
@@ -357,10 +367,8 @@ impl UserStore for PostgresUserStore {
             transaction.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("delete from refresh_tokens where session_id in (select id from sessions where user_id = $1)")
-            .bind(user_id)
-            .execute(&mut *transaction)
-            .await?;
+        // Refresh tokens go with their session (`on delete cascade`): session
+        // first, then its tokens, the order the sweep locks them in too.
         sqlx::query("delete from sessions where user_id = $1").bind(user_id).execute(&mut *transaction).await?;
         sqlx::query("delete from users where id = $1").bind(user_id).execute(&mut *transaction).await?;
         transaction.commit().await?;
@@ -377,6 +385,21 @@ impl UserStore for PostgresUserStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn sweep(&self, cutoffs: SweepCutoffs) -> Result<SweepReport> {
+        let pool = &self.pool;
+        sweep_sql::run(cutoffs, &|sql, binds| {
+            Box::pin(async move {
+                let sql = sql.replace(sweep_sql::SKIP_LOCKED, "for update skip locked");
+                let mut query = sqlx::query_scalar(&sql);
+                for bind in binds {
+                    query = query.bind(bind);
+                }
+                Ok(query.fetch_all(pool).await?)
+            })
+        })
+        .await
     }
 
     async fn close(&self) {
@@ -415,17 +438,5 @@ async fn end_sessions_of(
         .execute(&mut **transaction)
         .await?
         .rows_affected();
-    purge_revocations(transaction, now).await?;
     Ok(ended)
-}
-
-/// Forgets ended sessions whose last token has expired. Deleted users stay:
-/// a books replica that was down for long must still learn of them.
-async fn purge_revocations(transaction: &mut Transaction<'_, Postgres>, now: i64) -> Result<()> {
-    sqlx::query("delete from revocations where kind = $1 and relevant_until < $2")
-        .bind(REVOKED_SESSION)
-        .bind(now)
-        .execute(&mut **transaction)
-        .await?;
-    Ok(())
 }

@@ -7,3 +7,4 @@ mod abuse;
 mod auth;
 mod helpers;
 mod sessions;
+mod sweep;

@@ -6,8 +6,8 @@ use argon2::password_hash::{PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use bookstore_proto::auth::v1::revocation::Subject;
 use bookstore_proto::auth::v1::{
-    ChangePasswordRequest, DeleteAccountRequest, ListRevocationsRequest, LoginRequest, LoginResponse, LogoutRequest,
-    RefreshRequest, RefreshResponse, ValidateTokenRequest,
+    ChangePasswordRequest, DeleteAccountRequest, FindExistingUsersRequest, ListRevocationsRequest, LoginRequest,
+    LoginResponse, LogoutRequest, RefreshRequest, RefreshResponse, ValidateTokenRequest,
 };
 use tonic::Code;
 
@@ -279,6 +279,41 @@ async fn the_revocation_feed_answers_only_our_services() {
         (Code::Unauthenticated, "x-service-token: is not this deployment's service token")
     );
     assert_eq!(service.unwrap().into_inner().revocations.len(), 1);
+}
+
+#[tokio::test]
+async fn find_existing_users_answers_only_our_services_with_the_users_that_exist() {
+    // Arrange: one user kept, one deleted, one id nobody ever had.
+    let app = spawn_app().await;
+    let kept = app.register("kept").await.unwrap().into_inner().user.unwrap().public_id;
+    let deleted = app.register("deleted").await.unwrap().into_inner().user.unwrap().public_id;
+    let session = login(&app, "deleted", PASSWORD).await;
+    let request = DeleteAccountRequest { password: PASSWORD.into() };
+    app.client.clone().delete_account(with_token(&session.access_token, request)).await.unwrap();
+    let never = "00000000-0000-4000-8000-000000000000".to_owned();
+    let asked = FindExistingUsersRequest { public_ids: vec![deleted, kept.clone(), never, kept.clone()] };
+    let user = login(&app, "kept", PASSWORD).await;
+    let mut client = app.client.clone();
+
+    // Act
+    let stranger = client.find_existing_users(asked.clone()).await.unwrap_err();
+    let with_user_token = client.find_existing_users(with_token(&user.access_token, asked.clone())).await.unwrap_err();
+    let mut wrong = tonic::Request::new(asked.clone());
+    wrong.metadata_mut().insert("x-service-token", "a-guess-that-is-long-enough-to-be-checked".parse().unwrap());
+    let wrong = client.find_existing_users(wrong).await.unwrap_err();
+    let service = client.find_existing_users(as_service(asked)).await.unwrap().into_inner();
+    let too_many = FindExistingUsersRequest { public_ids: vec![kept.clone(); 1001] };
+    let too_many = client.find_existing_users(as_service(too_many)).await.unwrap_err();
+    let none = client.find_existing_users(as_service(FindExistingUsersRequest::default())).await.unwrap();
+
+    // Assert
+    for refused in [&stranger, &with_user_token, &wrong] {
+        assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    }
+    assert_eq!(service.public_ids, [kept]);
+    assert_eq!(too_many.code(), Code::InvalidArgument, "{too_many:?}");
+    assert!(too_many.message().starts_with("public_ids:"), "{}", too_many.message());
+    assert!(none.into_inner().public_ids.is_empty());
 }
 
 #[tokio::test]

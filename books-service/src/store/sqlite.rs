@@ -98,6 +98,10 @@ impl BookStore for SqliteBookStore {
         Ok(result.rows_affected())
     }
 
+    async fn list_owners(&self, after: &str, limit: u32) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(super::LIST_OWNERS).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
+    }
+
     async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
         Ok(sqlx::query_as(&format!("select {COLUMNS} from books where id > ? order by id limit ?"))
             .bind(after_id)

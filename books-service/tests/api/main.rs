@@ -5,5 +5,6 @@
 
 mod books;
 mod helpers;
+mod orphans;
 mod sessions;
 mod tokens;
