@@ -109,13 +109,14 @@ pub struct Settings {
     #[arg(long, env = "AUTH_MAX_CONCURRENT_REQUESTS", default_value_t = ServerLimits::DEFAULT.max_concurrent_requests)]
     pub max_concurrent_requests: usize,
 
-    /// Register and Login calls one client address may make per minute, on
-    /// average (a token bucket per address); 0 turns the limit off.
+    /// Registrations and failed logins one client address may make per
+    /// minute, on average (a token bucket per address; a successful login
+    /// gives its token back); 0 turns the limit off.
     #[arg(long, env = "AUTH_CLIENT_RATE_PER_MINUTE", default_value_t = 60)]
     pub client_rate_per_minute: u32,
 
-    /// How many Register and Login calls a client address may make in a
-    /// burst before the per-minute rate applies.
+    /// How many registrations and failed logins a client address may make
+    /// in a burst before the per-minute rate applies.
     #[arg(long, env = "AUTH_CLIENT_BURST", default_value_t = 30)]
     pub client_burst: u32,
 
