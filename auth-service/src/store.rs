@@ -177,6 +177,18 @@ pub struct SweepReport {
     pub login_failures: u64,
 }
 
+/// Statements both backends run as written (sqlx binds `$N` on SQLite
+/// too): the name-key data migration's.
+pub(crate) mod data_migration_sql {
+    /// `$1` new key, `$2` user id, `$3` the key it must still have.
+    pub const UPDATE_NAME_KEY: &str = "update users set name_key = $1 where id = $2 and name_key = $3";
+    /// `$1` the migration's name.
+    pub const IS_DONE: &str = "select done_at from data_migrations where name = $1";
+    /// `$1` the migration's name, `$2` unix seconds.
+    pub const MARK_DONE: &str =
+        "insert into data_migrations (name, done_at) values ($1, $2) on conflict (name) do nothing";
+}
+
 /// The sweep's statements, the same on both backends (sqlx binds `$N` on
 /// SQLite too). Each deletes at most `BATCH` rows chosen by an indexed
 /// subquery (SQLite has no `delete ... limit` by default) and runs on its

@@ -7,7 +7,8 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::{
     DELETED_USER, MAX_PUBLIC_IDS_PER_QUERY, NewSession, NewUser, NextRefreshToken, REVOKED_SESSION, RevocationRecord,
-    Rotation, SweepCutoffs, SweepReport, UserRecord, UserStore, existing_public_ids_query, sweep_sql,
+    Rotation, SweepCutoffs, SweepReport, UserRecord, UserStore, data_migration_sql, existing_public_ids_query,
+    sweep_sql,
 };
 use crate::error::{Error, Result};
 use crate::throttle::{LoginAttempt, LoginThrottle};
@@ -131,7 +132,7 @@ impl UserStore for SqliteUserStore {
     }
 
     async fn update_name_key(&self, user_id: i64, old_key: &str, new_key: &str) -> Result<bool> {
-        let result = sqlx::query("update users set name_key = $1 where id = $2 and name_key = $3")
+        let result = sqlx::query(data_migration_sql::UPDATE_NAME_KEY)
             .bind(new_key)
             .bind(user_id)
             .bind(old_key)
@@ -142,19 +143,13 @@ impl UserStore for SqliteUserStore {
     }
 
     async fn is_data_migration_done(&self, name: &str) -> Result<bool> {
-        let done: Option<i64> = sqlx::query_scalar("select done_at from data_migrations where name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let done: Option<i64> =
+            sqlx::query_scalar(data_migration_sql::IS_DONE).bind(name).fetch_optional(&self.pool).await?;
         Ok(done.is_some())
     }
 
     async fn mark_data_migration_done(&self, name: &str, now: i64) -> Result<()> {
-        sqlx::query("insert into data_migrations (name, done_at) values ($1, $2) on conflict (name) do nothing")
-            .bind(name)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(data_migration_sql::MARK_DONE).bind(name).bind(now).execute(&self.pool).await?;
         Ok(())
     }
 
