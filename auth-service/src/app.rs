@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bookstore_proto::auth::v1::auth_service_server::AuthServiceServer;
 use bookstore_runtime::metrics::SweptRows;
-use bookstore_runtime::{Metrics, ServerLimits};
+use bookstore_runtime::{Metrics, ServiceLayers, Transport};
 use bookstore_tokens::{TokenPolicy, TokenSigner, TokenVerifier};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -25,7 +25,8 @@ pub struct App {
     listener: TcpListener,
     routes: Routes,
     accounts: Accounts,
-    limits: ServerLimits,
+    /// Around the routes, for the listener and in-process callers alike.
+    layers: ServiceLayers,
     metrics: Metrics,
     metrics_listener: Option<TcpListener>,
     /// Zero: no sweep.
@@ -50,12 +51,19 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
         let metrics = Metrics::new();
+        let layers = ServiceLayers::new(limits, &metrics);
         accounts.register_metrics(&metrics);
         let swept = SweptRows::default();
         swept.register(&metrics);
         let metrics_listener = bookstore_runtime::metrics::bind_metrics(settings.metrics_addr).await?;
         let sweep_interval = Duration::from_secs(settings.sweep_interval_secs);
-        Ok(Self { listener, routes, accounts, limits, metrics, metrics_listener, sweep_interval, swept })
+        Ok(Self { listener, routes, accounts, layers, metrics, metrics_listener, sweep_interval, swept })
+    }
+
+    /// This service as the all-in-one's gateway calls it: no socket, the
+    /// same layers as a call over the network.
+    pub fn in_process(&self) -> Transport {
+        self.layers.in_process(self.routes.clone())
     }
 
     /// The address `/metrics` is served on, when configured.
@@ -81,7 +89,7 @@ impl App {
         let served = bookstore_runtime::serve(
             self.listener,
             self.routes,
-            self.limits,
+            &self.layers,
             &self.metrics,
             self.metrics_listener,
             shutdown,

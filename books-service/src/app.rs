@@ -10,7 +10,7 @@ use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_server::{BooksServiceServer, SERVICE_NAME};
 use bookstore_replicas::Replicas;
 use bookstore_runtime::metrics::SweptRows;
-use bookstore_runtime::{HealthReporter, Metrics, ServerLimits};
+use bookstore_runtime::{HealthReporter, Metrics, ServiceLayers, Transport};
 use bookstore_tokens::TokenPolicy;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -36,7 +36,8 @@ pub struct App {
     routes: Routes,
     store: Arc<dyn BookStore>,
     background: Background,
-    limits: ServerLimits,
+    /// Around the routes, for the listener and in-process callers alike.
+    layers: ServiceLayers,
     metrics: Metrics,
     metrics_listener: Option<TcpListener>,
     /// None when turned off.
@@ -55,16 +56,23 @@ struct Background {
 
 impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let service_token = settings.load_service_token()?;
-        let store = crate::store::connect(&settings.database_url).await?;
         let auth_replicas = Replicas::new(
             &settings.auth_url,
             |endpoint| endpoint.connect_timeout(Duration::from_secs(2)),
             bookstore_proto::idempotency::is_side_effect_free,
         )
         .context("BOOKS_AUTH_URL")?;
+        Self::calling_auth(settings, Transport::new(auth_replicas)).await
+    }
+
+    /// A books-service reaching auth-service (keys, revocations, users)
+    /// through `auth`, whatever `settings` says of its URL: the all-in-one
+    /// passes the auth-service it runs.
+    pub async fn calling_auth(settings: &Settings, auth: Transport) -> anyhow::Result<Self> {
+        let service_token = settings.load_service_token()?;
+        let store = crate::store::connect(&settings.database_url).await?;
         let policy = TokenPolicy { issuer: settings.issuer.clone(), audience: settings.audience.clone() };
-        let auth = AuthServiceClient::new(auth_replicas);
+        let auth = AuthServiceClient::new(auth);
         let keys = JwksCache::new(
             policy,
             auth.clone(),
@@ -97,13 +105,20 @@ impl App {
             revocation_refresh: Duration::from_secs(settings.revocation_refresh_secs.max(1)),
         };
         let metrics = Metrics::new();
+        let layers = ServiceLayers::new(limits, &metrics);
         background.keys.failures().register(&metrics);
         let pool = store.clone();
         metrics.register_pool(move || pool.pool_usage());
         let swept = SweptRows::default();
         swept.register(&metrics);
         let metrics_listener = bookstore_runtime::metrics::bind_metrics(settings.metrics_addr).await?;
-        Ok(Self { listener, routes, store, background, limits, metrics, metrics_listener, orphans, swept })
+        Ok(Self { listener, routes, store, background, layers, metrics, metrics_listener, orphans, swept })
+    }
+
+    /// This service as the all-in-one's gateway calls it: no socket, the
+    /// same layers as a call over the network.
+    pub fn in_process(&self) -> Transport {
+        self.layers.in_process(self.routes.clone())
     }
 
     /// The address `/metrics` is served on, when configured.
@@ -133,7 +148,7 @@ impl App {
         let served = bookstore_runtime::serve(
             self.listener,
             self.routes,
-            self.limits,
+            &self.layers,
             &self.metrics,
             self.metrics_listener,
             shutdown,

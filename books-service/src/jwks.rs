@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bookstore_proto::auth::v1::GetJwksRequest;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
-use bookstore_replicas::Replicas;
+use bookstore_runtime::Transport;
 use bookstore_runtime::metrics::TokenFailures;
 use bookstore_tokens::{CLOCK_SKEW_LEEWAY, Claims, PublicJwk, TokenError, TokenPolicy, TokenVerifier};
 use tokio::sync::Mutex;
@@ -35,7 +35,7 @@ pub struct JwksCache {
 
 struct Inner {
     policy: TokenPolicy,
-    client: AuthServiceClient<Replicas>,
+    client: AuthServiceClient<Transport>,
     verifier: RwLock<Option<Arc<TokenVerifier>>>,
     /// When the last fetch was tried and whether it succeeded; held while a
     /// fetch runs, so concurrent callers wait for that one instead of
@@ -51,7 +51,7 @@ impl JwksCache {
     /// `token_cache_capacity` verified tokens are remembered (0: none).
     pub fn new(
         policy: TokenPolicy,
-        client: AuthServiceClient<Replicas>,
+        client: AuthServiceClient<Transport>,
         min_refetch_interval: Duration,
         token_cache_capacity: usize,
     ) -> Self {

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use bookstore_proto::auth::v1::FindExistingUsersRequest;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
-use bookstore_replicas::Replicas;
+use bookstore_runtime::Transport;
 use bookstore_runtime::metrics::SweptRows;
 use bookstore_tokens::{SERVICE_TOKEN_METADATA, ServiceToken};
 use tokio::time::Instant;
@@ -46,7 +46,7 @@ const WAIT_FOR_REVOCATIONS: Duration = Duration::from_millis(200);
 /// Finds and deletes the books of owners auth-service does not know.
 #[derive(Clone)]
 pub struct OrphanReconciler {
-    client: AuthServiceClient<Replicas>,
+    client: AuthServiceClient<Transport>,
     service_token: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
     store: Arc<dyn BookStore>,
 }
@@ -63,7 +63,7 @@ pub struct Reconciled {
 }
 
 impl OrphanReconciler {
-    pub fn new(client: AuthServiceClient<Replicas>, service_token: &ServiceToken, store: Arc<dyn BookStore>) -> Self {
+    pub fn new(client: AuthServiceClient<Transport>, service_token: &ServiceToken, store: Arc<dyn BookStore>) -> Self {
         // A service token is printable ASCII, so always a valid value.
         let service_token =
             service_token.expose().parse().unwrap_or_else(|_| tonic::metadata::MetadataValue::from_static(""));

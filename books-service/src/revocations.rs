@@ -19,7 +19,7 @@ use bookstore_proto::auth::v1::revocation::Subject;
 use bookstore_proto::auth::v1::{ListRevocationsRequest, Revocation};
 use bookstore_proto::prost_types::Timestamp;
 use bookstore_proto::timestamp_from_micros;
-use bookstore_replicas::Replicas;
+use bookstore_runtime::Transport;
 use bookstore_tokens::{Claims, SERVICE_TOKEN_METADATA, ServiceToken};
 use tokio::sync::Mutex;
 
@@ -43,7 +43,7 @@ pub struct RevocationList {
 }
 
 struct Inner {
-    client: AuthServiceClient<Replicas>,
+    client: AuthServiceClient<Transport>,
     /// The feed is only for services: this proves we are one.
     service_token: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
     store: Arc<dyn BookStore>,
@@ -71,7 +71,7 @@ struct Progress {
 }
 
 impl RevocationList {
-    pub fn new(client: AuthServiceClient<Replicas>, service_token: &ServiceToken, store: Arc<dyn BookStore>) -> Self {
+    pub fn new(client: AuthServiceClient<Transport>, service_token: &ServiceToken, store: Arc<dyn BookStore>) -> Self {
         // A service token is printable ASCII, so always a valid value.
         let service_token =
             service_token.expose().parse().unwrap_or_else(|_| tonic::metadata::MetadataValue::from_static(""));

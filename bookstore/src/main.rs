@@ -254,16 +254,17 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     books_settings.database_url = cli.books_database_url();
     books_settings.service_token_file = cli.service_token_file();
     books_settings.service_token.clone_from(&auth_settings.service_token);
-    books_settings.auth_url = format!("http://{}", auth.local_addr());
     books_settings.issuer.clone_from(&auth_settings.issuer);
     books_settings.audience.clone_from(&auth_settings.audience);
-    let books = books_service::App::build(&books_settings).await?;
+    // The parts call each other in this process, through the same layers
+    // (token check, limits, logs, metrics) as calls over the network, but
+    // without sockets or HTTP/2 framing; the gRPC ports serve other clients.
+    let books = books_service::App::calling_auth(&books_settings, auth.in_process()).await?;
     let mut gateway_settings = gateway::Settings::from_env()?;
     gateway_settings.listen_addr = cli.gateway_addr;
     gateway_settings.metrics_addr = Some(cli.gateway_metrics_addr);
-    gateway_settings.auth_url = format!("http://{}", auth.local_addr());
-    gateway_settings.books_url = format!("http://{}", books.local_addr());
-    let gateway = gateway::App::build(&gateway_settings).await?;
+    let upstreams = gateway::Upstreams::over(auth.in_process(), books.in_process(), &gateway_settings);
+    let gateway = gateway::App::with_upstreams(&gateway_settings, upstreams).await?;
 
     println!("Bookstore is running, data in {}", cli.data_dir.display());
     println!("  REST gateway   http://{}", gateway.local_addr());

@@ -50,8 +50,13 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        Self::with_upstreams(settings, Upstreams::connect_lazy(settings)?).await
+    }
+
+    /// A gateway calling the given upstreams, whatever `settings` says of
+    /// their URLs: the all-in-one passes the services it runs.
+    pub async fn with_upstreams(settings: &Settings, upstreams: Upstreams) -> anyhow::Result<Self> {
         settings.validate()?;
-        let upstreams = Upstreams::connect_lazy(settings)?;
         let state = AppState { upstreams, default_page_size: settings.default_page_size };
         let cors = settings.cors_origins()?.map(cors_layer);
         let metrics = Metrics::new();

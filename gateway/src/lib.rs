@@ -13,6 +13,7 @@ mod upstream;
 pub use app::App;
 pub use config::Settings;
 pub use error::ApiError;
+pub use upstream::Upstreams;
 
 /// The gateway's request decoding as plain functions, for the fuzz targets
 /// in `fuzz/`: each runs the same code a request to a route runs, without

@@ -1,5 +1,6 @@
-//! The gRPC side: lazily connected clients of auth-service and
-//! books-service, and the per-request metadata every upstream call carries
+//! The gRPC side: clients of auth-service and books-service (lazily
+//! connected channels, or the services themselves when they run in this
+//! process), and the per-request metadata every upstream call carries
 //! (request id, caller's token, deadline).
 
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use axum::http::request::Parts;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use bookstore_replicas::Replicas;
-use bookstore_runtime::REQUEST_ID_HEADER;
+use bookstore_runtime::{REQUEST_ID_HEADER, Transport};
 use tonic::metadata::AsciiMetadataValue;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -28,18 +29,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `/readyz` waits for an upstream's health check.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Typed clients of both upstreams, each over all of its replicas (a
-/// comma-separated URL list). Channels connect on first use and reconnect by
-/// themselves, so the gateway starts while an upstream is down and recovers
-/// when it comes back; calls skip a replica that refuses connections, and
-/// reads (never writes) that fail mid-call are repeated on another replica.
-/// Clones share the connections.
+/// Typed clients of both upstreams. Over the network each goes to all of
+/// its replicas (a comma-separated URL list): channels connect on first use
+/// and reconnect by themselves, so the gateway starts while an upstream is
+/// down and recovers when it comes back; calls skip a replica that refuses
+/// connections, and reads (never writes) that fail mid-call are repeated on
+/// another replica. Clones share the connections.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    pub auth: AuthServiceClient<Replicas>,
-    pub books: BooksServiceClient<Replicas>,
-    auth_health: HealthClient<Replicas>,
-    books_health: HealthClient<Replicas>,
+    pub auth: AuthServiceClient<Transport>,
+    pub books: BooksServiceClient<Transport>,
+    auth_health: HealthClient<Transport>,
+    books_health: HealthClient<Transport>,
     /// Deadline of each call.
     pub timeout: Duration,
 }
@@ -49,13 +50,19 @@ impl Upstreams {
     pub fn connect_lazy(settings: &Settings) -> anyhow::Result<Self> {
         let auth = replicas(&settings.auth_url).context("GATEWAY_AUTH_URL")?;
         let books = replicas(&settings.books_url).context("GATEWAY_BOOKS_URL")?;
-        Ok(Self {
+        Ok(Self::over(Transport::new(auth), Transport::new(books), settings))
+    }
+
+    /// Clients over the given transports: in the all-in-one, the services'
+    /// own layered routes in this process (no socket, no HTTP/2 framing).
+    pub fn over(auth: Transport, books: Transport, settings: &Settings) -> Self {
+        Self {
             auth: AuthServiceClient::new(auth.clone()),
             books: BooksServiceClient::new(books.clone()),
             auth_health: HealthClient::new(auth),
             books_health: HealthClient::new(books),
             timeout: settings.upstream_timeout(),
-        })
+        }
     }
 
     /// The upstreams that do not report SERVING within a second, each with
@@ -90,7 +97,7 @@ fn replicas(urls: &str) -> anyhow::Result<Replicas> {
     )
 }
 
-async fn check_serving(mut client: HealthClient<Replicas>, call: &Call, service: &str) -> Result<(), String> {
+async fn check_serving(mut client: HealthClient<Transport>, call: &Call, service: &str) -> Result<(), String> {
     let mut request = call.request(HealthCheckRequest { service: service.to_owned() });
     request.set_timeout(HEALTH_CHECK_TIMEOUT);
     // The deadline starts once a connection is ready; bound the connecting too.

@@ -5,6 +5,7 @@
 
 mod access_log;
 pub mod database;
+mod in_process;
 mod limits;
 pub mod metrics;
 pub mod telemetry;
@@ -17,6 +18,7 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
 pub use access_log::{AccessLog, AccessLogLayer, REQUEST_ID_HEADER};
+pub use in_process::{BoxError, ServiceLayers, Transport};
 pub use limits::{RETRY_AFTER, ServerLimits, ShedLoad, ShedLoadLayer};
 pub use metrics::Metrics;
 pub use telemetry::{init_tracing, shutdown_tracing};
@@ -71,19 +73,20 @@ pub fn standard_routes(service: &str) -> Result<(Routes, HealthReporter), tonic_
     Ok((routes, reporter))
 }
 
-/// Serves `routes` on an already bound listener until `shutdown` resolves,
-/// then lets in-flight requests finish. Each request may run for
-/// `limits.request_timeout`; past `limits.max_concurrent_requests` in
-/// progress, requests are refused at once. (Message sizes are set on each
+/// Serves `routes` behind `layers` on an already bound listener until
+/// `shutdown` resolves, then lets in-flight requests finish. Each request
+/// may run for the limits' `request_timeout`; past `max_concurrent_requests`
+/// in progress (shared with the in-process callers of the same layers),
+/// requests are refused at once. (Message sizes are set on each
 /// API's server, where tonic applies them.) gRPC over HTTP/2, and grpc-web
 /// (`application/grpc-web`, `application/grpc-web-text`) over HTTP/1.1 or
-/// HTTP/2 for browsers; every request is logged and counted in `metrics`,
-/// which `metrics_listener` (the admin port), if any, serves on `/metrics`
-/// as long as the service runs.
+/// HTTP/2 for browsers; every request is logged and counted by `layers`, and
+/// `metrics_listener` (the admin port), if any, serves `metrics` on
+/// `/metrics` as long as the service runs.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
-    limits: ServerLimits,
+    layers: &ServiceLayers,
     metrics: &Metrics,
     metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
@@ -93,7 +96,7 @@ pub async fn serve(
         // Detect dead peers (a load balancer that went away, a killed client).
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .timeout(limits.request_timeout)
+        .timeout(layers.limits.request_timeout)
         // Headers carry a token and a request id; see the constant for why
         // the limit is twice hyper's default.
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
@@ -102,8 +105,8 @@ pub async fn serve(
         // Outermost: grpc-web requests are translated to gRPC before the
         // access log sees them.
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(AccessLogLayer::new(metrics::GrpcMetrics::new(metrics)))
-        .layer(ShedLoadLayer::new(limits.max_concurrent_requests))
+        .layer(layers.access_log.clone())
+        .layer(layers.shed_load.clone())
         .add_routes(routes)
         // Small unary responses must not wait for Nagle's algorithm (a
         // 40 ms stall against delayed ACKs).

@@ -15,6 +15,7 @@ use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::auth::v1::revocation::Subject;
 use bookstore_proto::auth::v1::{DeleteAccountRequest, ListRevocationsRequest};
 use bookstore_replicas::Replicas;
+use bookstore_runtime::Transport;
 use bookstore_tokens::{CLOCK_SKEW_LEEWAY, ServiceToken};
 
 use crate::helpers::{PASSWORD, TestApp, auth_settings, spawn_app, start_books, with_token};
@@ -36,7 +37,11 @@ fn reconciler(app: &TestApp, service_token: &str, store: Arc<dyn BookStore>) -> 
         bookstore_proto::idempotency::is_side_effect_free,
     )
     .unwrap();
-    OrphanReconciler::new(AuthServiceClient::new(replicas), &ServiceToken::parse(service_token).unwrap(), store)
+    OrphanReconciler::new(
+        AuthServiceClient::new(Transport::new(replicas)),
+        &ServiceToken::parse(service_token).unwrap(),
+        store,
+    )
 }
 
 #[tokio::test]
