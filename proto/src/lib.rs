@@ -177,7 +177,6 @@ pub mod idempotency {
                 "/bookstore.books.v1.BooksService/GetBook",
                 "/bookstore.books.v1.BooksService/ListBooks",
                 "/bookstore.auth.v1.AuthService/GetJwks",
-                "/bookstore.auth.v1.AuthService/Login",
                 "/bookstore.auth.v1.AuthService/ListRevocations",
                 "/bookstore.auth.v1.AuthService/FindExistingUsers",
                 "/grpc.health.v1.Health/Check",
@@ -189,6 +188,8 @@ pub mod idempotency {
                 "/bookstore.books.v1.BooksService/UpdateBook",
                 "/bookstore.books.v1.BooksService/DeleteBook",
                 "/bookstore.auth.v1.AuthService/Register",
+                // It starts a session.
+                "/bookstore.auth.v1.AuthService/Login",
                 "/bookstore.auth.v1.AuthService/Refresh",
                 "/bookstore.auth.v1.AuthService/Logout",
                 "/bookstore.auth.v1.AuthService/ChangePassword",

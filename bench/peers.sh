@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# GET /books side by side in one run: Bookstore and the peers of
+# ../shared/peers, for the first table of BENCHMARKS.md.
+#   bench/peers.sh [ROUNDS=3] [DURATION=8]
+# Contestants, all started first (each on its own loopback port, idle while
+# another is measured), each given a user with 20 books through its REST API:
+#   all-in-one      target/release/bookstore (one process)
+#   three processes bookstore auth-service | books-service | gateway over TCP
+#   before          BEFORE_BIN's all-in-one, when set (an older build, for
+#                   before/after figures from the same run)
+#   fastify, fastapi, flask   the peers' run.sh (PEERS=../shared/peers)
+# Then ROUNDS rounds, each measuring every contestant once in turn with
+# wrk -t1 -c16 for DURATION s; the table gives each one's median req/s, its
+# ratio to the Fastify peer, p50/p99 of the median run, and the server CPU
+# per request (user + system time of the contestant's processes and their
+# children, from /proc, over the measured runs, divided by the requests).
+# Also h2load ListBooks (page of 20, -c16 -m8) against both Bookstore stacks.
+# Writes bench/results/peers.md and raw output in bench/results/raw/peers/.
+# Needs wrk, h2load, curl, python3, node/npm (Fastify), a Python for the others.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+RUNS="${1:-3}"
+DUR="${2:-8}"
+PEERS="${PEERS:-$(cd "$ROOT/.." && pwd)/shared/peers}"
+[ -d "$PEERS" ] || PEERS=/work/shared/peers
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+for tool in wrk h2load curl python3; do
+  command -v "$tool" >/dev/null || { echo "peers.sh needs $tool" >&2; exit 2; }
+done
+cargo build --release -q -p bookstore
+BIN="$CARGO_TARGET_DIR/release/bookstore"
+RAW="$ROOT/bench/results/raw/peers"
+rm -rf "$RAW"; mkdir -p "$RAW"
+WORK="$(mktemp -d)"
+export RUST_LOG=warn PEER_HOME="${PEER_HOME:-${TMPDIR:-/tmp}/bookstore-peers}"
+# Seeding registers and logs in a few users from one address.
+export AUTH_CLIENT_RATE_PER_MINUTE=0 AUTH_LOGIN_FREE_ATTEMPTS=0
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do pkill -TERM -P "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+log() { echo "[peers] $*" >&2; }
+wait_http() { # url
+  for _ in $(seq 1 1200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "$1 never answered" >&2; exit 1
+}
+
+# name -> "port pid..."
+declare -A PORT PROCS
+start() { # name port command...
+  local name=$1 port=$2; shift 2
+  "$@" >"$WORK/$name.log" 2>&1 &
+  PIDS+=("$!"); PROCS[$name]="$!"; PORT[$name]=$port
+}
+
+log "starting the contestants"
+start all-in-one 16000 "$BIN" --data-dir "$WORK/aio" --gateway-addr 127.0.0.1:16000 \
+  --auth-addr 127.0.0.1:16051 --books-addr 127.0.0.1:16052 --auth-metrics-addr 127.0.0.1:0 \
+  --books-metrics-addr 127.0.0.1:0 --gateway-metrics-addr 127.0.0.1:0
+mkdir -p "$WORK/three"
+start three-auth 16151 "$BIN" auth-service --listen-addr 127.0.0.1:16151 \
+  --database-url "sqlite://$WORK/three/auth.db" --signing-key-file "$WORK/three/key.pem" \
+  --service-token-file "$WORK/three/service-token"
+for _ in $(seq 1 200); do
+  "$BIN" probe grpc://127.0.0.1:16151/bookstore.auth.v1.AuthService >/dev/null 2>&1 && break; sleep 0.05
+done
+start three-books 16152 "$BIN" books-service --listen-addr 127.0.0.1:16152 \
+  --database-url "sqlite://$WORK/three/books.db" --service-token-file "$WORK/three/service-token" \
+  --auth-url http://127.0.0.1:16151
+start three 16100 "$BIN" gateway --listen-addr 127.0.0.1:16100 --auth-url http://127.0.0.1:16151 \
+  --books-url http://127.0.0.1:16152
+PROCS[three]="${PROCS[three]} ${PROCS[three-auth]} ${PROCS[three-books]}"
+CONTESTANTS=(all-in-one three)
+if [ -n "${BEFORE_BIN:-}" ]; then
+  start before 16200 "$BEFORE_BIN" --data-dir "$WORK/before" --gateway-addr 127.0.0.1:16200 \
+    --auth-addr 127.0.0.1:16251 --books-addr 127.0.0.1:16252 --auth-metrics-addr 127.0.0.1:0 \
+    --books-metrics-addr 127.0.0.1:0 --gateway-metrics-addr 127.0.0.1:0
+  CONTESTANTS+=(before)
+fi
+start fastify 16300 bash "$PEERS/fastify-bookstore/run.sh" 16300
+start fastapi 16400 bash "$PEERS/fastapi-bookstore/run.sh" 16400
+start flask 16500 env VENV="${TMPDIR:-/tmp}/flask-seed-venv" RUN_DIR="$WORK/flask" \
+  bash "$PEERS/flask-seed/run.sh" 16500 gunicorn
+CONTESTANTS+=(fastify fastapi flask)
+
+declare -A TOKENS
+for name in "${CONTESTANTS[@]}"; do
+  BASE="http://127.0.0.1:${PORT[$name]}"
+  wait_http "$BASE/books"
+  for _ in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" != 503 ] && break; sleep 0.1
+  done
+  U="bench_$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"; P="pw-$U-secret"
+  curl -sf -X POST "$BASE/register" -H 'Content-Type: application/json' -d "{\"name\":\"$U\",\"password\":\"$P\"}" >/dev/null
+  TOKEN=$(curl -sf -X POST -u "$U:$P" "$BASE/login" | python3 -c 'import sys,json; print(json.load(sys.stdin)["token"])')
+  for i in $(seq 1 20); do
+    curl -sf -X POST "$BASE/book" -H "x-access-tokens: $TOKEN" -H 'Content-Type: application/json' \
+      -d "{\"name\":\"Bench book $i\",\"Author\":\"Bench author $i\",\"Publisher\":\"Bench press\",\"book_prize\":$((100 + i))}" >/dev/null
+  done
+  books=$(curl -sf "$BASE/books" -H "x-access-tokens: $TOKEN" | python3 -c 'import sys,json; print(len(json.load(sys.stdin)["list_of_books"]))')
+  [ "$books" = 20 ] || { echo "$name: expected 20 books, got $books" >&2; exit 1; }
+  TOKENS[$name]=$TOKEN
+  log "$name ready on $BASE"
+done
+
+# User + system clock ticks of these processes and all their descendants.
+cpu_ticks() {
+  python3 - "$@" <<'EOF'
+import os, sys
+children = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    children.setdefault(fields[1], []).append((pid, int(fields[11]) + int(fields[12])))
+own = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        own[pid] = int(fields[11]) + int(fields[12])
+    except OSError:
+        pass
+total, todo = 0, list(sys.argv[1:])
+while todo:
+    pid = todo.pop()
+    total += own.get(pid, 0)
+    todo.extend(child for child, _ in children.get(pid, []))
+print(total)
+EOF
+}
+
+for round in $(seq 1 "$RUNS"); do
+  for name in "${CONTESTANTS[@]}"; do
+    export TOKEN="${TOKENS[$name]}"
+    before=$(cpu_ticks ${PROCS[$name]})
+    wrk -t1 -c16 -d"${DUR}s" --latency -s bench/books.lua "http://127.0.0.1:${PORT[$name]}/books" \
+      >"$RAW/wrk-$name-$round.txt"
+    after=$(cpu_ticks ${PROCS[$name]})
+    echo "$((after - before))" >"$RAW/cpu-ticks-$name-$round.txt"
+    log "round $round $name: $(awk '/^Requests\/sec:/ {print $2}' "$RAW/wrk-$name-$round.txt") req/s"
+  done
+done
+
+# ListBooks over gRPC, on both Bookstore stacks.
+printf '\x00\x00\x00\x00\x02\x08\x14' >"$WORK/list-books-20.grpc"
+for name in all-in-one three; do
+  port=16052; [ "$name" = three ] && port=16152
+  for round in $(seq 1 "$RUNS"); do
+    h2load -c16 -m8 -D "$DUR" -H 'content-type: application/grpc' -H 'te: trailers' \
+      -H "authorization: Bearer ${TOKENS[$name]}" -d "$WORK/list-books-20.grpc" \
+      "http://127.0.0.1:$port/bookstore.books.v1.BooksService/ListBooks" >"$RAW/h2load-$name-$round.txt" 2>&1
+  done
+done
+
+python3 - "$RAW" "$RUNS" "$(getconf CLK_TCK)" "${CONTESTANTS[@]}" >"$ROOT/bench/results/peers.md" <<'EOF'
+import re, statistics, subprocess, sys
+raw, runs, tck, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+label = {
+    "all-in-one": "Bookstore all-in-one (one process: gateway -> books-service in process -> SQLite)",
+    "three": "Bookstore, three processes (gateway -> gRPC over TCP -> books-service -> SQLite)",
+    "before": "Bookstore all-in-one before (gateway -> gRPC over loopback TCP -> books-service -> sqlx SQLite)",
+    "fastify": "Fastify 5 peer (2 cluster workers, better-sqlite3, fast-jwt)",
+    "fastapi": "FastAPI peer (uvicorn, 2 workers)",
+    "flask": "Flask original (gunicorn, 2 workers)",
+}
+def wrk(name, r):
+    text = open(f"{raw}/wrk-{name}-{r}.txt").read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    requests = int(re.search(r"(\d+) requests in", text).group(1))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return rps, requests, lat, int(errors.group(1)) if errors else 0
+rows = {}
+for name in names:
+    runs_ = [wrk(name, r) for r in range(1, runs + 1)]
+    ticks = sum(int(open(f"{raw}/cpu-ticks-{name}-{r}.txt").read()) for r in range(1, runs + 1))
+    requests = sum(run[1] for run in runs_)
+    median = statistics.median(run[0] for run in runs_)
+    middle = sorted(runs_, key=lambda run: run[0])[len(runs_) // 2]
+    rows[name] = (median, middle[2], ticks / tck / requests * 1e6, sum(run[3] for run in runs_), [run[0] for run in runs_])
+fastify = rows.get("fastify", (None,))[0]
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+print(f"`GET /books`, a user with 20 books, wrk -t1 -c16, {runs} rounds alternating between contestants (median); commit {commit}.\n")
+print("| contestant | req/s | x Fastify | p50 | p99 | server CPU per request | non-2xx |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for name in names:
+    median, lat, cpu_us, errors, _ = rows[name]
+    ratio = f"{median / fastify:.2f}" if fastify else "-"
+    print(f"| {label[name]} | {median:,.0f} | {ratio} | {lat.get('50', '-')} | {lat.get('99', '-')} | {cpu_us:,.0f} µs | {errors} |")
+print("\nEach round's req/s: " + "; ".join(f"{name} " + ", ".join(f"{v:,.0f}" for v in rows[name][4]) for name in names) + ".\n")
+print("gRPC `ListBooks` (page of 20), h2load -c16 -m8, median of the rounds:\n")
+print("| stack | calls/s |")
+print("|---|---:|")
+for name in ("all-in-one", "three"):
+    values = []
+    for r in range(1, runs + 1):
+        match = re.search(r"finished in [^,]+, ([\d.]+) req/s", open(f"{raw}/h2load-{name}-{r}.txt").read())
+        values.append(float(match.group(1)) if match else 0.0)
+    print(f"| {label[name].split(' (')[0]} | {statistics.median(values):,.0f} |")
+EOF
+cat "$ROOT/bench/results/peers.md"
