@@ -25,9 +25,9 @@ const READERS: usize = 4;
 /// How long a call waits for a free connection before the store answers
 /// Unavailable: sqlx's pool default, which the sqlx-based store had.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
-/// As `bookstore_runtime::database::open_sqlite`: a writer in another
-/// process (a backup's `VACUUM INTO` reads, but a second server would
-/// write) is waited for instead of failing with "database is locked".
+/// As `bookstore_runtime::database::open_sqlite`: a write through another
+/// connection to the file (another process's, say) is waited for instead of
+/// failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Books in a SQLite file (WAL mode).
