@@ -34,17 +34,32 @@ impl Error {
     pub(crate) fn book_not_found(id: i64) -> Self {
         Self::NotFound(format!("book {id} does not exist"))
     }
+
+    /// The database cannot be reached now (no free connection in time, the
+    /// store closed, an I/O failure): worth a retry, unlike a bug.
+    pub(crate) fn database_unavailable(error: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(%error, "database unavailable");
+        Self::Unavailable("the book database is unavailable, retry later".to_owned())
+    }
 }
 
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::warn!(%error, "database unavailable");
-                Self::Unavailable("the book database is unavailable, retry later".to_owned())
+                Self::database_unavailable(&error)
             }
             other => Self::Internal(other.into()),
         }
+    }
+}
+
+/// The SQLite store's errors. SQLite reports its failures (a busy database
+/// included) as database errors, which sqlx's mapping above leaves
+/// `Internal` as well; pool exhaustion and closing are mapped by the store.
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Internal(error.into())
     }
 }
 

@@ -57,9 +57,44 @@ pub trait BookStore: Send + Sync + 'static {
     fn pool_usage(&self) -> bookstore_runtime::metrics::PoolUsage;
 }
 
-/// `list_owners`' query, the same on both backends; the `(owner_id, id)`
-/// index serves it.
+/// The statements both backends run, one text per query: SQLite reads `$N`
+/// as a parameter too. It numbers parameters in order of first appearance,
+/// not by N, so each text must mention `$1`, `$2`, ... in that order.
+macro_rules! columns {
+    () => {
+        "id, owner_id, name, author, publisher, book_prize, created_at, updated_at"
+    };
+}
+
+const CREATE_BOOK: &str = concat!(
+    "insert into books (owner_id, name, author, publisher, book_prize, created_at, updated_at)
+             values ($1, $2, $3, $4, $5, $6, $6) returning ",
+    columns!()
+);
+const GET_BOOK: &str = concat!("select ", columns!(), " from books where id = $1 and owner_id = $2");
+const LIST_BOOKS: &str =
+    concat!("select ", columns!(), " from books where owner_id = $1 and id > $2 order by id limit $3");
+/// `coalesce`: an unset field keeps its value.
+const UPDATE_BOOK: &str = concat!(
+    "update books set
+                name = coalesce($1, name),
+                author = coalesce($2, author),
+                publisher = coalesce($3, publisher),
+                book_prize = coalesce($4, book_prize),
+                updated_at = $5
+             where id = $6 and owner_id = $7
+             returning ",
+    columns!()
+);
+const DELETE_BOOK: &str = "delete from books where id = $1 and owner_id = $2";
+const DELETE_BOOKS_OF_OWNER: &str = "delete from books where owner_id = $1";
+/// The `(owner_id, id)` index serves it.
 const LIST_OWNERS: &str = "select distinct owner_id from books where owner_id > $1 order by owner_id limit $2";
+const EXPORT_BOOKS: &str = concat!("select ", columns!(), " from books where id > $1 order by id limit $2");
+/// One imported book; an id already present is skipped.
+const IMPORT_BOOK: &str =
+    concat!("insert into books (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (id) do nothing");
+const COUNT_BOOKS: &str = "select count(*) from books";
 
 /// Opens (and migrates) the store a database URL names.
 pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn BookStore>> {

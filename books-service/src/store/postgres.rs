@@ -11,8 +11,6 @@ use super::{BookRecord, BookStore};
 use crate::domain::{BookId, BookPatch, NewBook};
 use crate::error::Result;
 
-const COLUMNS: &str = "id, owner_id, name, author, publisher, book_prize, created_at, updated_at";
-
 /// Books in a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresBookStore {
@@ -32,30 +30,23 @@ impl PostgresBookStore {
 #[async_trait]
 impl BookStore for PostgresBookStore {
     async fn create_book(&self, owner_id: &str, book: NewBook, now: i64) -> Result<BookRecord> {
-        Ok(sqlx::query_as(&format!(
-            "insert into books (owner_id, name, author, publisher, book_prize, created_at, updated_at)
-             values ($1, $2, $3, $4, $5, $6, $6) returning {COLUMNS}"
-        ))
-        .bind(owner_id)
-        .bind(book.name)
-        .bind(book.author)
-        .bind(book.publisher)
-        .bind(book.book_prize)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    async fn get_book(&self, owner_id: &str, id: BookId) -> Result<Option<BookRecord>> {
-        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where id = $1 and owner_id = $2"))
-            .bind(id.get())
+        Ok(sqlx::query_as(super::CREATE_BOOK)
             .bind(owner_id)
-            .fetch_optional(&self.pool)
+            .bind(book.name)
+            .bind(book.author)
+            .bind(book.publisher)
+            .bind(book.book_prize)
+            .bind(now)
+            .fetch_one(&self.pool)
             .await?)
     }
 
+    async fn get_book(&self, owner_id: &str, id: BookId) -> Result<Option<BookRecord>> {
+        Ok(sqlx::query_as(super::GET_BOOK).bind(id.get()).bind(owner_id).fetch_optional(&self.pool).await?)
+    }
+
     async fn list_books(&self, owner_id: &str, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
-        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where owner_id = $1 and id > $2 order by id limit $3"))
+        Ok(sqlx::query_as(super::LIST_BOOKS)
             .bind(owner_id)
             .bind(after_id)
             .bind(i64::from(limit))
@@ -64,38 +55,25 @@ impl BookStore for PostgresBookStore {
     }
 
     async fn update_book(&self, owner_id: &str, id: BookId, patch: BookPatch, now: i64) -> Result<Option<BookRecord>> {
-        Ok(sqlx::query_as(&format!(
-            "update books set
-                name = coalesce($1, name),
-                author = coalesce($2, author),
-                publisher = coalesce($3, publisher),
-                book_prize = coalesce($4, book_prize),
-                updated_at = $5
-             where id = $6 and owner_id = $7
-             returning {COLUMNS}"
-        ))
-        .bind(patch.name)
-        .bind(patch.author)
-        .bind(patch.publisher)
-        .bind(patch.book_prize)
-        .bind(now)
-        .bind(id.get())
-        .bind(owner_id)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(super::UPDATE_BOOK)
+            .bind(patch.name)
+            .bind(patch.author)
+            .bind(patch.publisher)
+            .bind(patch.book_prize)
+            .bind(now)
+            .bind(id.get())
+            .bind(owner_id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn delete_book(&self, owner_id: &str, id: BookId) -> Result<bool> {
-        let result = sqlx::query("delete from books where id = $1 and owner_id = $2")
-            .bind(id.get())
-            .bind(owner_id)
-            .execute(&self.pool)
-            .await?;
+        let result = sqlx::query(super::DELETE_BOOK).bind(id.get()).bind(owner_id).execute(&self.pool).await?;
         Ok(result.rows_affected() > 0)
     }
 
     async fn delete_books_of_owner(&self, owner_id: &str) -> Result<u64> {
-        let result = sqlx::query("delete from books where owner_id = $1").bind(owner_id).execute(&self.pool).await?;
+        let result = sqlx::query(super::DELETE_BOOKS_OF_OWNER).bind(owner_id).execute(&self.pool).await?;
         Ok(result.rows_affected())
     }
 
@@ -104,30 +82,24 @@ impl BookStore for PostgresBookStore {
     }
 
     async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
-        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where id > $1 order by id limit $2"))
-            .bind(after_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(super::EXPORT_BOOKS).bind(after_id).bind(i64::from(limit)).fetch_all(&self.pool).await?)
     }
 
     async fn import_books(&self, books: &[BookRecord]) -> Result<u64> {
         let mut transaction = self.pool.begin().await?;
         let mut inserted = 0;
         for book in books {
-            let result = sqlx::query(&format!(
-                "insert into books ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (id) do nothing"
-            ))
-            .bind(book.id)
-            .bind(&book.owner_id)
-            .bind(&book.name)
-            .bind(&book.author)
-            .bind(&book.publisher)
-            .bind(book.book_prize)
-            .bind(book.created_at)
-            .bind(book.updated_at)
-            .execute(&mut *transaction)
-            .await?;
+            let result = sqlx::query(super::IMPORT_BOOK)
+                .bind(book.id)
+                .bind(&book.owner_id)
+                .bind(&book.name)
+                .bind(&book.author)
+                .bind(&book.publisher)
+                .bind(book.book_prize)
+                .bind(book.created_at)
+                .bind(book.updated_at)
+                .execute(&mut *transaction)
+                .await?;
             inserted += result.rows_affected();
         }
         // Explicit ids do not advance the identity: move it past them.
@@ -139,7 +111,7 @@ impl BookStore for PostgresBookStore {
     }
 
     async fn count_books(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("select count(*) from books").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar(super::COUNT_BOOKS).fetch_one(&self.pool).await?)
     }
 
     async fn close(&self) {

@@ -1,147 +1,412 @@
-//! The embedded SQLite backend.
+//! The embedded SQLite backend, on rusqlite: each call runs on a blocking
+//! thread straight against SQLite. (sqlx-sqlite gives every connection its
+//! own worker thread and sends rows over a channel; that row handling was
+//! most of ListBooks' CPU.) sqlx still applies the migrations, so the schema
+//! history stays in `_sqlx_migrations`, where backups read it.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
 use bookstore_runtime::metrics::PoolUsage;
-use sqlx::SqlitePool;
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Row, TransactionBehavior, params};
+use sqlx::sqlite::SqliteConnectOptions;
+use tokio::sync::Semaphore;
 
 use super::{BookRecord, BookStore};
 use crate::domain::{BookId, BookPatch, NewBook};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-const COLUMNS: &str = "id, owner_id, name, author, publisher, book_prize, created_at, updated_at";
+/// Connections for reads, which run side by side under WAL.
+const READERS: usize = 4;
+/// How long a call waits for a free connection before the store answers
+/// Unavailable: sqlx's pool default, which the sqlx-based store had.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// As `bookstore_runtime::database::open_sqlite`: a write through another
+/// connection to the file (another process's, say) is waited for instead of
+/// failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Books in a SQLite file (WAL mode).
 #[derive(Debug, Clone)]
 pub struct SqliteBookStore {
-    pool: SqlitePool,
+    /// One connection for every write: SQLite runs one write transaction at
+    /// a time anyway, and queueing here is cheaper than `busy_timeout`'s
+    /// sleep-and-retry between connections of this process.
+    writer: Arc<Connections>,
+    readers: Arc<Connections>,
 }
 
 impl SqliteBookStore {
     /// Opens the database (creating the file and its directory if missing)
     /// and applies the embedded migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let path = database_path(url)?;
+        // sqlx's pool creates the file and its directory and runs the
+        // migrations, exactly as before; it is closed before rusqlite opens.
         let pool = bookstore_runtime::database::open_sqlite(url).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("cannot migrate the book database")?;
-        Ok(Self { pool })
+        let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
+        pool.close().await;
+        migrated.context("cannot migrate the book database")?;
+        tokio::task::spawn_blocking(move || {
+            Ok(Self {
+                writer: Arc::new(Connections::open(&path, 1)?),
+                readers: Arc::new(Connections::open(&path, READERS)?),
+            })
+        })
+        .await
+        .context("opening the book database panicked")?
     }
+}
+
+/// The file a `sqlite:` URL names, parsed by sqlx as `open_sqlite` parses
+/// it (`sqlite://PATH` or `sqlite:PATH`, percent-decoded, `?mode=..` and the
+/// other parameters stripped).
+fn database_path(url: &str) -> anyhow::Result<PathBuf> {
+    let options = SqliteConnectOptions::from_str(url).with_context(|| format!("invalid SQLite URL {url:?}"))?;
+    // sqlx keeps an in-memory database alive only while its pool is open,
+    // and the pool is closed once the migrations have run. (sqlx names its
+    // in-memory databases `file:sqlx-in-memory-N`; `mode=memory` keeps the
+    // path but opens none.)
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    anyhow::ensure!(
+        !options.get_filename().to_string_lossy().starts_with("file:sqlx-in-memory-")
+            && !query.split('&').any(|parameter| parameter == "mode=memory"),
+        "in-memory SQLite is not supported for books: use sqlite://PATH"
+    );
+    Ok(options.get_filename().to_owned())
+}
+
+/// Opens one connection to the migrated database file.
+fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    // No CREATE: the migrations made the file, so a missing file is an
+    // error rather than a new empty database. NO_MUTEX: a connection is used
+    // by one thread at a time (under its slot's lock).
+    let connection =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+    // First, so that the pragmas below wait for a lock as well.
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL: readers never block the writer. synchronous=FULL: a transaction
+    // is on disk before its write is acknowledged, so it survives a crash or
+    // a power cut, not only a process kill (as `open_sqlite` configures sqlx).
+    let journal_mode: String = connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
+    anyhow::ensure!(
+        journal_mode.eq_ignore_ascii_case("wal"),
+        "{} cannot use WAL: journal mode {journal_mode}",
+        path.display()
+    );
+    connection.pragma_update(None, "synchronous", "full")?;
+    // sqlx's default, kept for identical behaviour.
+    connection.pragma_update(None, "foreign_keys", "on")?;
+    Ok(connection)
+}
+
+/// A fixed set of connections. A call takes a semaphore permit, then any
+/// unlocked slot: there are as many permits as slots, so one is free.
+#[derive(Debug)]
+struct Connections {
+    /// `None` once the store is closed.
+    slots: Vec<Mutex<Option<Connection>>>,
+    permits: Arc<Semaphore>,
+    size: u32,
+}
+
+impl Connections {
+    fn open(path: &Path, size: usize) -> anyhow::Result<Self> {
+        let slots = (0..size)
+            .map(|_| open_connection(path).map(|connection| Mutex::new(Some(connection))))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self { slots, permits: Arc::new(Semaphore::new(size)), size: u32::try_from(size)? })
+    }
+
+    /// Runs `work` on a connection, on a blocking thread: statements wait
+    /// for locks and writes fsync.
+    async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let permit = match tokio::time::timeout(ACQUIRE_TIMEOUT, Arc::clone(&self.permits).acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => return Err(Error::database_unavailable(&"the book store is closed")),
+            Err(_elapsed) => return Err(Error::database_unavailable(&"no free book database connection in time")),
+        };
+        let connections = Arc::clone(self);
+        let span = tracing::Span::current();
+        // The permit moves into the task: a caller that goes away leaves the
+        // connection in use until the statement is done.
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(|| {
+                let mut slot = connections.free_slot()?;
+                let connection =
+                    slot.as_mut().ok_or_else(|| Error::database_unavailable(&"the book store is closed"))?;
+                work(connection)
+            })
+        });
+        task.await
+            .unwrap_or_else(|failed| Err(Error::Internal(anyhow::anyhow!("a book database call failed: {failed}"))))
+    }
+
+    /// An unlocked slot; the caller holds a permit.
+    fn free_slot(&self) -> Result<MutexGuard<'_, Option<Connection>>> {
+        self.slots
+            .iter()
+            .find_map(|slot| match slot.try_lock() {
+                Ok(slot) => Some(slot),
+                // A call panicked on this connection: it is still sound, as
+                // rusqlite rolls an open transaction back while unwinding.
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            })
+            .context("BUG: a connection permit while every connection is in use")
+            .map_err(Error::Internal)
+    }
+
+    /// Waits for the calls in flight, then closes every connection; later
+    /// calls answer Unavailable.
+    async fn close(self: &Arc<Self>) {
+        // Closed already (or closing): nothing to wait for.
+        let Ok(_every_permit) = self.permits.acquire_many(self.size).await else { return };
+        self.permits.close();
+        let connections = Arc::clone(self);
+        // Closing the last connection checkpoints the WAL: blocking I/O.
+        let closed = tokio::task::spawn_blocking(move || {
+            for slot in &connections.slots {
+                let Some(connection) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() else { continue };
+                if let Err((_, error)) = connection.close() {
+                    tracing::warn!(%error, "cannot close a book database connection");
+                }
+            }
+        });
+        if let Err(error) = closed.await {
+            tracing::warn!(%error, "closing the book database failed");
+        }
+    }
+
+    fn usage(&self) -> PoolUsage {
+        let idle = self.permits.available_permits();
+        PoolUsage { size: if self.permits.is_closed() { 0 } else { self.size }, idle, max_size: self.size }
+    }
+}
+
+/// A row of `columns!()`, in its order.
+fn book_record(row: &Row<'_>) -> rusqlite::Result<BookRecord> {
+    Ok(BookRecord {
+        id: row.get(0)?,
+        owner_id: row.get(1)?,
+        name: row.get(2)?,
+        author: row.get(3)?,
+        publisher: row.get(4)?,
+        book_prize: row.get(5)?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+    })
+}
+
+/// A row count as the trait reports it.
+fn count(rows: usize) -> u64 {
+    u64::try_from(rows).unwrap_or(u64::MAX)
 }
 
 #[async_trait]
 impl BookStore for SqliteBookStore {
     async fn create_book(&self, owner_id: &str, book: NewBook, now: i64) -> Result<BookRecord> {
-        Ok(sqlx::query_as(&format!(
-            "insert into books (owner_id, name, author, publisher, book_prize, created_at, updated_at)
-             values (?, ?, ?, ?, ?, ?, ?) returning {COLUMNS}"
-        ))
-        .bind(owner_id)
-        .bind(book.name)
-        .bind(book.author)
-        .bind(book.publisher)
-        .bind(book.book_prize)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
+        let owner_id = owner_id.to_owned();
+        self.writer
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(super::CREATE_BOOK)?;
+                let params = params![owner_id, book.name, book.author, book.publisher, book.book_prize, now];
+                Ok(statement.query_row(params, book_record)?)
+            })
+            .await
     }
 
     async fn get_book(&self, owner_id: &str, id: BookId) -> Result<Option<BookRecord>> {
-        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where id = ? and owner_id = ?"))
-            .bind(id.get())
-            .bind(owner_id)
-            .fetch_optional(&self.pool)
-            .await?)
+        let owner_id = owner_id.to_owned();
+        self.readers
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(super::GET_BOOK)?;
+                Ok(statement.query_row(params![id.get(), owner_id], book_record).optional()?)
+            })
+            .await
     }
 
     async fn list_books(&self, owner_id: &str, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
-        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where owner_id = ? and id > ? order by id limit ?"))
-            .bind(owner_id)
-            .bind(after_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?)
+        let owner_id = owner_id.to_owned();
+        self.readers
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(super::LIST_BOOKS)?;
+                let books = statement.query_map(params![owner_id, after_id, limit], book_record)?;
+                Ok(books.collect::<rusqlite::Result<_>>()?)
+            })
+            .await
     }
 
     async fn update_book(&self, owner_id: &str, id: BookId, patch: BookPatch, now: i64) -> Result<Option<BookRecord>> {
-        Ok(sqlx::query_as(&format!(
-            "update books set
-                name = coalesce(?, name),
-                author = coalesce(?, author),
-                publisher = coalesce(?, publisher),
-                book_prize = coalesce(?, book_prize),
-                updated_at = ?
-             where id = ? and owner_id = ?
-             returning {COLUMNS}"
-        ))
-        .bind(patch.name)
-        .bind(patch.author)
-        .bind(patch.publisher)
-        .bind(patch.book_prize)
-        .bind(now)
-        .bind(id.get())
-        .bind(owner_id)
-        .fetch_optional(&self.pool)
-        .await?)
+        let (owner_id, id) = (owner_id.to_owned(), id.get());
+        self.writer
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(super::UPDATE_BOOK)?;
+                let params = params![patch.name, patch.author, patch.publisher, patch.book_prize, now, id, owner_id];
+                Ok(statement.query_row(params, book_record).optional()?)
+            })
+            .await
     }
 
     async fn delete_book(&self, owner_id: &str, id: BookId) -> Result<bool> {
-        let result = sqlx::query("delete from books where id = ? and owner_id = ?")
-            .bind(id.get())
-            .bind(owner_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected() > 0)
+        let owner_id = owner_id.to_owned();
+        self.writer
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(super::DELETE_BOOK)?;
+                Ok(statement.execute(params![id.get(), owner_id])? > 0)
+            })
+            .await
     }
 
     async fn delete_books_of_owner(&self, owner_id: &str) -> Result<u64> {
-        let result = sqlx::query("delete from books where owner_id = ?").bind(owner_id).execute(&self.pool).await?;
-        Ok(result.rows_affected())
+        let owner_id = owner_id.to_owned();
+        self.writer
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(super::DELETE_BOOKS_OF_OWNER)?;
+                Ok(count(statement.execute(params![owner_id])?))
+            })
+            .await
     }
 
     async fn list_owners(&self, after: &str, limit: u32) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(super::LIST_OWNERS).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
+        let after = after.to_owned();
+        self.readers
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(super::LIST_OWNERS)?;
+                let owners = statement.query_map(params![after, limit], |row| row.get(0))?;
+                Ok(owners.collect::<rusqlite::Result<_>>()?)
+            })
+            .await
     }
 
     async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
-        Ok(sqlx::query_as(&format!("select {COLUMNS} from books where id > ? order by id limit ?"))
-            .bind(after_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?)
+        self.readers
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(super::EXPORT_BOOKS)?;
+                let books = statement.query_map(params![after_id, limit], book_record)?;
+                Ok(books.collect::<rusqlite::Result<_>>()?)
+            })
+            .await
     }
 
     async fn import_books(&self, books: &[BookRecord]) -> Result<u64> {
-        let mut transaction = self.pool.begin().await?;
-        let mut inserted = 0;
-        for book in books {
-            let result = sqlx::query(&format!(
-                "insert into books ({COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing"
-            ))
-            .bind(book.id)
-            .bind(&book.owner_id)
-            .bind(&book.name)
-            .bind(&book.author)
-            .bind(&book.publisher)
-            .bind(book.book_prize)
-            .bind(book.created_at)
-            .bind(book.updated_at)
-            .execute(&mut *transaction)
-            .await?;
-            inserted += result.rows_affected();
-        }
-        transaction.commit().await?;
-        Ok(inserted)
+        let books = books.to_vec();
+        self.writer
+            .run(move |connection| {
+                // IMMEDIATE: the write lock (and busy_timeout's wait for it)
+                // comes at BEGIN, never as a failing upgrade mid-transaction.
+                let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut inserted = 0;
+                {
+                    let mut statement = transaction.prepare_cached(super::IMPORT_BOOK)?;
+                    for book in &books {
+                        inserted += count(statement.execute(params![
+                            book.id,
+                            book.owner_id,
+                            book.name,
+                            book.author,
+                            book.publisher,
+                            book.book_prize,
+                            book.created_at,
+                            book.updated_at,
+                        ])?);
+                    }
+                }
+                // AUTOINCREMENT moves the id sequence past explicit ids itself.
+                transaction.commit()?;
+                Ok(inserted)
+            })
+            .await
     }
 
     async fn count_books(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("select count(*) from books").fetch_one(&self.pool).await?)
+        self.readers
+            .run(|connection| Ok(connection.prepare_cached(super::COUNT_BOOKS)?.query_row([], |row| row.get(0))?))
+            .await
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.writer.close().await;
+        self.readers.close().await;
     }
 
     fn pool_usage(&self) -> PoolUsage {
-        PoolUsage::of(&self.pool)
+        let (writer, readers) = (self.writer.usage(), self.readers.usage());
+        PoolUsage {
+            size: writer.size + readers.size,
+            idle: writer.idle + readers.idle,
+            max_size: writer.max_size + readers.max_size,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_connection_is_durable_wal_with_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteBookStore::connect(&format!("sqlite://{}", dir.path().join("books.db").display())).await.unwrap();
+        for connections in [&store.writer, &store.readers] {
+            for slot in &connections.slots {
+                let slot = slot.lock().unwrap();
+                let connection = slot.as_ref().unwrap();
+                let journal_mode: String =
+                    connection.pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
+                assert_eq!(journal_mode, "wal");
+                let pragma =
+                    |name: &str| connection.pragma_query_value(None, name, |row| row.get::<_, i64>(0)).unwrap();
+                assert_eq!(pragma("synchronous"), 2, "FULL");
+                assert_eq!(pragma("foreign_keys"), 1);
+                assert_eq!(pragma("busy_timeout"), 30_000);
+            }
+        }
+        store.close().await;
+    }
+
+    #[test]
+    fn the_path_is_parsed_as_sqlx_parses_it() {
+        assert_eq!(database_path("sqlite://data/books.db").unwrap(), Path::new("data/books.db"));
+        assert_eq!(database_path("sqlite:/tmp/books.db?mode=rwc").unwrap(), Path::new("/tmp/books.db"));
+        assert_eq!(database_path("sqlite:///tmp/my%20books.db").unwrap(), Path::new("/tmp/my books.db"));
+        assert!(database_path("sqlite::memory:").is_err());
+        assert!(database_path("sqlite://books.db?mode=memory").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_closed_store_answers_unavailable_and_reports_no_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("books.db").display());
+        let store = SqliteBookStore::connect(&url).await.unwrap();
+        let usage = store.pool_usage();
+        assert_eq!((usage.size, usage.idle, usage.max_size), (5, 5, 5));
+        store.close().await;
+        store.close().await;
+        assert!(matches!(store.count_books().await, Err(Error::Unavailable(_))));
+        assert_eq!(store.pool_usage().size, 0);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_call_is_an_error_and_its_connection_stays_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteBookStore::connect(&format!("sqlite://{}", dir.path().join("books.db").display())).await.unwrap();
+        let failed = store.writer.run(|_| -> Result<()> { panic!("a bug") }).await;
+        assert!(matches!(failed, Err(Error::Internal(_))));
+        store.create_book("alice", crate::store::testing::book("Dune", "Herbert", 1), 1).await.unwrap();
+        assert_eq!(store.count_books().await.unwrap(), 1);
+        store.close().await;
     }
 }
