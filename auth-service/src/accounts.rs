@@ -179,7 +179,7 @@ impl Accounts {
     async fn check_password_of(&self, user: &UserRecord, password: Password, field: &'static str) -> Result<()> {
         self.count_login_attempt(&user.name_key).await?;
         if !self.hasher.verify(password, Some(user.password_hash.clone())).await? {
-            return Err(Error::Unauthenticated(format!("{field}: is wrong")));
+            return Err(Error::wrong_credential(field, "is wrong"));
         }
         self.clear_login_attempts(&user.name_key).await
     }
@@ -312,17 +312,16 @@ impl Accounts {
             }
             Rotation::AlreadySpent { session_id, rotated_at } => {
                 if now.saturating_sub(rotated_at) <= micros(self.sessions.reuse_grace) {
-                    return Err(Error::Unauthenticated(
-                        "refresh_token: was already used; use the one its refresh returned".into(),
+                    return Err(Error::wrong_credential(
+                        "refresh_token",
+                        "was already used; use the one its refresh returned",
                     ));
                 }
                 self.store.revoke_session(&session_id, now, self.relevant_until(now)).await?;
                 tracing::warn!(session_id, "spent refresh token presented again: session revoked");
-                Err(Error::Unauthenticated(
-                    "refresh_token: was already used; the session is revoked, log in again".into(),
-                ))
+                Err(Error::wrong_credential("refresh_token", "was already used; the session is revoked, log in again"))
             }
-            Rotation::Invalid => Err(Error::Unauthenticated("refresh_token: is not valid".into())),
+            Rotation::Invalid => Err(Error::wrong_credential("refresh_token", "is not valid")),
         }
     }
 
@@ -336,7 +335,7 @@ impl Accounts {
         }
         if let Some(token) = refresh_token {
             let session = self.store.session_of_refresh_token(&refresh_token_hash(token)?).await?;
-            sessions.push(session.ok_or_else(|| Error::Unauthenticated("refresh_token: is not valid".into()))?);
+            sessions.push(session.ok_or_else(|| Error::wrong_credential("refresh_token", "is not valid"))?);
         }
         if sessions.is_empty() {
             return Err(Error::Unauthenticated(bookstore_tokens::MissingToken.to_string()));
@@ -510,7 +509,7 @@ fn refresh_token_hash(token: &str) -> Result<String> {
         return Err(Error::invalid("refresh_token", "must not be empty"));
     }
     if token.len() > MAX_REFRESH_TOKEN_CHARS {
-        return Err(Error::Unauthenticated("refresh_token: is not valid".into()));
+        return Err(Error::wrong_credential("refresh_token", "is not valid"));
     }
     Ok(sha256_hex(token))
 }

@@ -1,5 +1,6 @@
 //! The one error type of auth-service and its one mapping to `tonic::Status`.
 
+use bookstore_proto::errors;
 use tonic::Status;
 
 /// Everything an auth-service operation can fail with.
@@ -11,6 +12,11 @@ pub enum Error {
     /// `Unauthenticated`: wrong credentials, or a missing or bad token.
     #[error("{0}")]
     Unauthenticated(String),
+    /// `Unauthenticated` about a credential field of the request (a
+    /// password, a refresh token) rather than the caller's access token;
+    /// callers tell the two apart by the `WRONG_CREDENTIAL` error reason.
+    #[error("{field}: {reason}")]
+    WrongCredential { field: &'static str, reason: String },
     /// `PermissionDenied`: authenticated, but not allowed (not an admin).
     #[error("{0}")]
     PermissionDenied(String),
@@ -43,6 +49,10 @@ impl Error {
         Self::InvalidArgument { field, reason: reason.into() }
     }
 
+    pub(crate) fn wrong_credential(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::WrongCredential { field, reason: reason.into() }
+    }
+
     /// Maps a database error: unique violations become `AlreadyExists` with
     /// `on_unique` as message, lost connections `Unavailable`.
     pub(crate) fn from_db(error: sqlx::Error, on_unique: &str) -> Self {
@@ -67,8 +77,11 @@ impl From<Error> for Status {
     fn from(error: Error) -> Self {
         let message = error.to_string();
         match error {
-            Error::InvalidArgument { .. } => Status::invalid_argument(message),
+            Error::InvalidArgument { field, reason } => errors::invalid_field(field, &reason, message),
             Error::Unauthenticated(_) => Status::unauthenticated(message),
+            Error::WrongCredential { field, .. } => {
+                errors::with_reason(tonic::Code::Unauthenticated, message, errors::WRONG_CREDENTIAL, field)
+            }
             Error::PermissionDenied(_) => Status::permission_denied(message),
             Error::NotFound(_) => Status::not_found(message),
             Error::AlreadyExists(_) => Status::already_exists(message),

@@ -1,5 +1,6 @@
 //! The one error type of books-service and its one mapping to `tonic::Status`.
 
+use bookstore_proto::errors;
 use tonic::Status;
 
 /// Everything a books-service operation can fail with.
@@ -67,7 +68,7 @@ impl From<Error> for Status {
     fn from(error: Error) -> Self {
         let message = error.to_string();
         match error {
-            Error::InvalidArgument { .. } => Status::invalid_argument(message),
+            Error::InvalidArgument { field, reason } => errors::invalid_field(field, &reason, message),
             Error::Unauthenticated(_) => Status::unauthenticated(message),
             Error::NotFound(_) => Status::not_found(message),
             Error::Unavailable(_) => Status::unavailable(message),

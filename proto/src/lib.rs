@@ -135,6 +135,67 @@ pub mod pagination {
 /// `option idempotency_level = NO_SIDE_EFFECTS` (reads), plus the standard
 /// health check. Derived from the descriptor set, so the .proto files stay
 /// the one source of truth.
+/// The machine-readable side of errors (`google.rpc` details, read and
+/// written with `tonic-types`): callers branch on these, never on messages.
+pub mod errors {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+
+    /// The `ErrorInfo.domain` of Bookstore's errors.
+    pub const DOMAIN: &str = "bookstore";
+    /// `ErrorInfo.reason` of an `Unauthenticated` answer about a credential
+    /// in the request body (a password, a refresh token), not the access
+    /// token; its `metadata["field"]` names the field.
+    pub const WRONG_CREDENTIAL: &str = "WRONG_CREDENTIAL";
+
+    /// A status with an `ErrorInfo` of `reason` about request field `field`.
+    #[must_use]
+    pub fn with_reason(code: tonic::Code, message: String, reason: &str, field: &str) -> tonic::Status {
+        let metadata = std::collections::HashMap::from([("field".to_owned(), field.to_owned())]);
+        tonic::Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, DOMAIN, metadata))
+    }
+
+    /// An `InvalidArgument` status whose `BadRequest` detail names the field.
+    #[must_use]
+    pub fn invalid_field(field: &str, reason: &str, message: String) -> tonic::Status {
+        let details = ErrorDetails::with_bad_request_violation(field, reason);
+        tonic::Status::with_error_details(tonic::Code::InvalidArgument, message, details)
+    }
+
+    /// The `ErrorInfo.reason` of a status from Bookstore, if it has one.
+    #[must_use]
+    pub fn reason(status: &tonic::Status) -> Option<String> {
+        status.get_details_error_info().filter(|info| info.domain == DOMAIN).map(|info| info.reason)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// What a client reads from the headers `status` is sent in.
+        fn over_the_wire(status: tonic::Status) -> tonic::Status {
+            tonic::Status::from_header_map(status.into_http::<tonic::body::Body>().headers()).unwrap()
+        }
+
+        #[test]
+        fn details_survive_the_trip_through_grpc_status_details() {
+            let status =
+                with_reason(tonic::Code::Unauthenticated, "password: is wrong".into(), WRONG_CREDENTIAL, "password");
+            let received = over_the_wire(status);
+            assert_eq!(reason(&received).as_deref(), Some(WRONG_CREDENTIAL));
+            assert_eq!(received.get_details_error_info().unwrap().metadata["field"], "password");
+
+            let invalid = invalid_field("name", "must not be empty", "name: must not be empty".into());
+            let received = over_the_wire(invalid);
+            let violations = received.get_details_bad_request().unwrap().field_violations;
+            assert_eq!(
+                (violations[0].field.as_str(), violations[0].description.as_str()),
+                ("name", "must not be empty")
+            );
+            assert_eq!(reason(&received), None);
+        }
+    }
+}
+
 pub mod idempotency {
     use std::collections::HashSet;
     use std::sync::LazyLock;

@@ -5,6 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bookstore_proto::auth::v1::{GetJwksRequest, ListUsersRequest, RegisterRequest, ValidateTokenRequest};
 use bookstore_tokens::{PublicJwk, TokenPolicy, TokenVerifier};
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 use crate::helpers::{PASSWORD, settings, spawn_app, start, with_token};
 
@@ -69,6 +70,8 @@ async fn bad_registrations_are_invalid_argument_naming_the_field() {
         let status = app.client.clone().register(request).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{name:?}");
         assert!(status.message().starts_with(field), "{field}: {}", status.message());
+        let violations = status.get_details_bad_request().expect("a BadRequest detail").field_violations;
+        assert_eq!(violations[0].field, field, "the detail names the field");
     }
 }
 

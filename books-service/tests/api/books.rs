@@ -4,6 +4,7 @@ use bookstore_proto::books::v1::{
     CreateBookRequest, DeleteBookRequest, GetBookRequest, ListBooksRequest, UpdateBookRequest,
 };
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 use crate::helpers::{spawn_app, with_token};
 
@@ -80,6 +81,8 @@ async fn bad_fields_are_invalid_argument_naming_the_field() {
         let status = books.create_book(with_token(&token, request)).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().starts_with(field), "{field}: {}", status.message());
+        let violations = status.get_details_bad_request().expect("a BadRequest detail").field_violations;
+        assert_eq!(violations[0].field, field, "the detail names the field");
     }
     for id in [0, -1] {
         let status = books.get_book(with_token(&token, GetBookRequest { id })).await.unwrap_err();

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use bookstore_proto::auth::v1::{ChangePasswordRequest, DeleteAccountRequest, LogoutRequest, RefreshRequest};
+use bookstore_proto::errors;
 use serde::Deserialize;
 use tonic::Code;
 
@@ -13,10 +14,6 @@ use super::accounts::{MessageBody, TokenBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::AppJson;
 use crate::upstream::{Authenticated, Call};
-
-/// Messages of auth-service's Unauthenticated answers about a password or a
-/// refresh token (rather than the access token) start with the field name.
-const CREDENTIAL_FIELDS: [&str; 3] = ["refresh_token:", "current_password:", "password:"];
 
 /// A refresh token to trade for a new token pair.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -173,11 +170,12 @@ pub async fn delete_account(
     Ok(Json(MessageBody { message: "account deleted" }))
 }
 
-/// A wrong password or refresh token is 401 with auth-service's message
-/// (`current_password: is wrong`); anything else maps as usual (a bad access
-/// token is the tutorial's "token is invalid").
+/// A wrong password or refresh token (auth-service's `WRONG_CREDENTIAL`
+/// error reason) is 401 with auth-service's message (`current_password: is
+/// wrong`); anything else maps as usual (a bad access token is the
+/// tutorial's "token is invalid").
 fn credential_error(status: tonic::Status) -> ApiError {
-    let about_credential = CREDENTIAL_FIELDS.iter().any(|field| status.message().starts_with(field));
+    let about_credential = errors::reason(&status).as_deref() == Some(errors::WRONG_CREDENTIAL);
     if status.code() == Code::Unauthenticated && about_credential {
         return ApiError::new(axum::http::StatusCode::UNAUTHORIZED, status.message());
     }
@@ -192,8 +190,13 @@ mod tests {
 
     #[test]
     fn a_wrong_password_keeps_its_message_and_a_bad_token_is_the_tutorials() {
-        let wrong = credential_error(tonic::Status::unauthenticated("current_password: is wrong"));
-        assert_eq!(wrong, ApiError::new(StatusCode::UNAUTHORIZED, "current_password: is wrong"));
+        let message = "current_password: is wrong";
+        let wrong =
+            errors::with_reason(Code::Unauthenticated, message.into(), errors::WRONG_CREDENTIAL, "current_password");
+        assert_eq!(credential_error(wrong), ApiError::new(StatusCode::UNAUTHORIZED, message));
+        // The reason decides, not the message's text.
+        let bare = credential_error(tonic::Status::unauthenticated(message));
+        assert_eq!(bare.message, crate::error::TOKEN_INVALID);
         let expired = credential_error(tonic::Status::unauthenticated("token has expired"));
         assert_eq!(expired.message, crate::error::TOKEN_INVALID);
         assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
