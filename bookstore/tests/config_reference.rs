@@ -87,7 +87,9 @@ fn configuration_reference_tables_match_every_binarys_help() {
                 "number of cores".clone_into(&mut actual.default);
             }
             match documented.get(&name) {
-                None => problems.push(format!("{name} ({} {args:?}) is missing from docs/configuration.md's tables", actual.flag)),
+                None => {
+                    problems.push(format!("{name} ({} {args:?}) is missing from the reference's tables", actual.flag));
+                }
                 Some(shown) if *shown != actual => {
                     problems.push(format!("{name}: docs/configuration.md shows {shown:?}, `--help` says {actual:?}"));
                 }
@@ -104,7 +106,11 @@ fn configuration_reference_tables_match_every_binarys_help() {
     for name in documented.keys() {
         problems.push(format!("{name} is in docs/configuration.md's tables but no binary reads it"));
     }
-    assert!(problems.is_empty(), "docs/configuration.md (the configuration reference) is out of date:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "docs/configuration.md, the configuration reference, is out of date:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]

@@ -99,7 +99,12 @@ fn marked_blocks(file: &'static str, markdown: &str) -> Vec<Block> {
         );
         let start = index + 1;
         let end = (start..lines.len()).find(|&i| lines[i].starts_with("```")).expect("the fenced block is closed");
-        blocks.push(Block { kind, file, line: start + 1, lines: lines[start..end].iter().map(|&l| l.to_owned()).collect() });
+        blocks.push(Block {
+            kind,
+            file,
+            line: start + 1,
+            lines: lines[start..end].iter().map(|&l| l.to_owned()).collect(),
+        });
         index = end + 1;
     }
     blocks
