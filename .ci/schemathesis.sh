@@ -22,7 +22,7 @@ fi
 source .ci/stack.sh
 start_stack "$BIN_DIR"
 
-# An admin of its own (made as the README says), so the token-protected
+# An admin of its own (made as docs/admin.md says), so the token-protected
 # routes, `GET /users` included, are exercised past the token check (their
 # 401s and 403s are covered by the API tests).
 password="schemathesis-password"

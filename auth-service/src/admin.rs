@@ -267,7 +267,7 @@ fn rotate_signing_key(settings: &Settings) -> anyhow::Result<()> {
     anyhow::ensure!(
         settings.signing_key.is_none(),
         "the signing key comes from AUTH_SIGNING_KEY, not a file: rotate it where that value is kept \
-         (the steps are in the README, \"Key rotation\"), or unset it to rotate {}",
+         (the steps are in docs/operations.md, \"Key rotation\"), or unset it to rotate {}",
         settings.signing_key_file.display()
     );
     let files = RotationFiles::beside(&settings.signing_key_file);

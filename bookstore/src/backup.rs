@@ -12,7 +12,7 @@
 //! revocation feed and deletes their books when it starts on the restored
 //! data.
 //!
-//! PostgreSQL deployments back up with `pg_dump` (README, "Backup and
+//! PostgreSQL deployments back up with `pg_dump` (docs/operations.md, "Backup and
 //! restore"); these commands refuse PostgreSQL URLs.
 
 use std::path::{Path, PathBuf};
@@ -197,7 +197,7 @@ impl Restore {
 async fn copy_database(url: &str, to: &Path) -> anyhow::Result<i64> {
     let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
         anyhow::bail!(
-            "{} is not a SQLite database: back PostgreSQL up with pg_dump (README, \"Backup and restore\")",
+            "{} is not a SQLite database: back PostgreSQL up with pg_dump (docs/operations.md, \"Backup and restore\")",
             bookstore_runtime::redact_password(url)
         );
     };

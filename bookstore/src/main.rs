@@ -133,7 +133,7 @@ enum Command {
     /// are not blocked), the signing and verification keys and the service
     /// token, with a manifest of checksums. Never a file copy.
     ///
-    /// PostgreSQL deployments use pg_dump (README, "Backup and restore").
+    /// PostgreSQL deployments use pg_dump (docs/operations.md, "Backup and restore").
     #[command(after_help = "Examples:
   bookstore backup --to /var/backups/bookstore/$(date +%F)
   bookstore --data-dir /var/lib/bookstore backup --to backup")]

@@ -227,7 +227,7 @@ async fn start_on_postgres(
     panic!("the gateway never became ready");
 }
 
-/// `pg_dump` / `pg_restore` as the README gives them.
+/// `pg_dump` / `pg_restore` as docs/operations.md gives them.
 fn run(program: &str, args: &[&str]) {
     let output = std::process::Command::new(program).args(args).output().unwrap_or_else(|error| {
         panic!("{program} is needed for this test (apt-get install postgresql-client): {error}")
@@ -244,7 +244,7 @@ async fn postgres_databases_restored_with_pg_restore_serve_every_user_book_and_t
         bookstore_testing::TestDatabase::postgres().await.unwrap(),
     );
     // Arrange: a deployment with users and books, then its dumps (the
-    // README's commands) and its key files kept aside.
+    // commands of docs/operations.md) and its key files kept aside.
     let (keys, dumps) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let http = reqwest::Client::new();
     let (processes, base) = start_on_postgres(keys.path(), &auth_db.url, &books_db.url, &http).await;

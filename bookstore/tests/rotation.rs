@@ -1,4 +1,4 @@
-//! The README's key rotation, done while clients log in and read books all
+//! The key rotation of docs/operations.md, done while clients log in and read books all
 //! the time: two auth-service replicas rolled one at a time through the
 //! three steps, books-service verifying every token, zero failed requests.
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A Docker engine of our own, for building and running the project's
 # Dockerfile and docker-compose.yml on a machine with no container registry
-# (the facts behind each step are in the README's "Containers" section).
+# (the facts behind each step are in docs/deployment.md, "Containers").
 #
 #   source deploy/docker/engine.sh   # then: engine_start; ...; engine_stop
 #

@@ -2,7 +2,7 @@
 # The container deployment, tested the way a user runs it: a real Docker
 # engine (deploy/docker/engine.sh), the project's Dockerfile built as it is,
 # and docker-compose.yml run with `up`. Against the containers:
-#   1. the README's REST journey through 127.0.0.1:5000, grpcurl `list` and
+#   1. the REST journey of docs/rest-api.md through 127.0.0.1:5000, grpcurl `list` and
 #      health on the published gRPC ports, every healthcheck healthy, no
 #      error in the logs;
 #   2. faults: books-service and auth-service SIGKILLed from the host (as a
@@ -99,7 +99,7 @@ wait_healthy() {
     sleep 0.5
   done
 }
-# The REST journey (README, "The REST API"); NAME is the user it registers.
+# The REST journey (docs/rest-api.md); NAME is the user it registers.
 journey() {
   local name=$1 token id
   curl -fsS -X POST "$BASE/register" -H 'Content-Type: application/json' \
@@ -128,7 +128,7 @@ volumes_before=$(docker volume ls -q | sort)
 
 step "up --build (a clean start: no key, no data)"
 started=$SECONDS
-# As the README says it; the image is built already, so this build is cached.
+# As the README (and docs/deployment.md) says it; the image is built already, so this build is cached.
 compose up --build -d
 wait_healthy 180
 echo "healthy after $((SECONDS - started)) s:"

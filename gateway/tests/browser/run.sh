@@ -4,7 +4,7 @@
 # screenshot goes to SCREENSHOT (default: a temporary file, removed).
 #
 #   gateway/tests/browser/run.sh [BIN_DIR=target/debug]
-#   SCREENSHOT=docs/images/swagger-ui.png gateway/tests/browser/run.sh   # refresh the README's
+#   SCREENSHOT=docs/images/swagger-ui.png gateway/tests/browser/run.sh   # refresh docs/rest-api.md's
 #
 # Needs Debian's chromium and node/npm; installs playwright-core from
 # package-lock.json (no browser download: it drives /usr/bin/chromium).
