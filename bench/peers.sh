@@ -29,6 +29,8 @@ for tool in wrk h2load curl python3; do
   command -v "$tool" >/dev/null || { echo "peers.sh needs $tool" >&2; exit 2; }
 done
 cargo build --release -q -p bookstore
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 BIN="$CARGO_TARGET_DIR/release/bookstore"
 RAW="$ROOT/bench/results/raw/peers"
 rm -rf "$RAW"; mkdir -p "$RAW"
@@ -95,15 +97,7 @@ for name in "${CONTESTANTS[@]}"; do
   for _ in $(seq 1 100); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" != 503 ] && break; sleep 0.1
   done
-  U="bench_$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"; P="pw-$U-secret"
-  curl -sf -X POST "$BASE/register" -H 'Content-Type: application/json' -d "{\"name\":\"$U\",\"password\":\"$P\"}" >/dev/null
-  TOKEN=$(curl -sf -X POST -u "$U:$P" "$BASE/login" | python3 -c 'import sys,json; print(json.load(sys.stdin)["token"])')
-  for i in $(seq 1 20); do
-    curl -sf -X POST "$BASE/book" -H "x-access-tokens: $TOKEN" -H 'Content-Type: application/json' \
-      -d "{\"name\":\"Bench book $i\",\"Author\":\"Bench author $i\",\"Publisher\":\"Bench press\",\"book_prize\":$((100 + i))}" >/dev/null
-  done
-  books=$(curl -sf "$BASE/books" -H "x-access-tokens: $TOKEN" | python3 -c 'import sys,json; print(len(json.load(sys.stdin)["list_of_books"]))')
-  [ "$books" = 20 ] || { echo "$name: expected 20 books, got $books" >&2; exit 1; }
+  make_user_with_20_books >"$RAW/seed-$name.txt"
   TOKENS[$name]=$TOKEN
   log "$name ready on $BASE"
 done
@@ -112,25 +106,19 @@ done
 cpu_ticks() {
   python3 - "$@" <<'EOF'
 import os, sys
-children = {}
+children, own = {}, {}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     except OSError:
         continue
-    children.setdefault(fields[1], []).append((pid, int(fields[11]) + int(fields[12])))
-own = {}
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        own[pid] = int(fields[11]) + int(fields[12])
-    except OSError:
-        pass
+    children.setdefault(fields[1], []).append(pid)
+    own[pid] = int(fields[11]) + int(fields[12])
 total, todo = 0, list(sys.argv[1:])
 while todo:
     pid = todo.pop()
     total += own.get(pid, 0)
-    todo.extend(child for child, _ in children.get(pid, []))
+    todo.extend(children.get(pid, []))
 print(total)
 EOF
 }
