@@ -10,7 +10,6 @@ use bookstore_proto::pagination;
 use bookstore_runtime::Metrics;
 use bookstore_runtime::metrics::TokenFailures;
 use bookstore_tokens::{CLOCK_SKEW_LEEWAY, Claims, IssuedToken, PublicJwk, TokenSigner, TokenVerifier};
-use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::domain::{Password, UserName};
@@ -496,7 +495,7 @@ fn unix_secs() -> i64 {
 /// which is all the database keeps.
 fn new_refresh_token() -> (String, String) {
     let mut bytes = [0; REFRESH_TOKEN_BYTES];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bookstore_tokens::os_random(&mut bytes);
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let hash = sha256_hex(&token);
     (token, hash)

@@ -171,11 +171,22 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// Fills `bytes` from the operating system's CSPRNG; panics if the OS has
+/// none to give, as there is no safe fallback for key material.
+pub fn os_random(bytes: &mut [u8]) {
+    use rand::{RngCore as _, TryRngCore as _};
+    rand::rngs::OsRng.unwrap_err().fill_bytes(bytes);
+}
+
 impl SigningKey {
     /// A new random key from the operating system's CSPRNG.
     #[must_use]
     pub fn generate() -> Self {
-        Self::from_dalek(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng))
+        // ed25519-dalek 2 takes rand_core 0.6 generators; a seed from the OS
+        // is what its `generate` would draw.
+        let mut seed = ed25519_dalek::SecretKey::default();
+        os_random(&mut seed);
+        Self::from_dalek(ed25519_dalek::SigningKey::from_bytes(&seed))
     }
 
     /// Reads a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as written by
@@ -451,7 +462,8 @@ mod tests {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(key.kid().to_owned());
         let hs =
-            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key.public_jwk().x.as_bytes())).unwrap();
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key.public_jwk().x.as_bytes()).unwrap())
+                .unwrap();
         assert_eq!(verifier.verify(&hs), Err(TokenError::WrongAlgorithm));
     }
 

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 /// The metadata key that carries a [`ServiceToken`].
@@ -50,7 +49,7 @@ impl ServiceToken {
     #[must_use]
     pub fn generate() -> Self {
         let mut bytes = [0; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        crate::os_random(&mut bytes);
         Self(URL_SAFE_NO_PAD.encode(bytes))
     }
 

@@ -161,6 +161,5 @@ pub fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
 }
 
 pub fn uuid_suffix() -> String {
-    use rand::Rng as _;
-    format!("{:08x}", rand::thread_rng().r#gen::<u32>())
+    format!("{:08x}", rand::random::<u32>())
 }
