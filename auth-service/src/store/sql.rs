@@ -4,8 +4,10 @@
 
 use std::borrow::Cow;
 
+use anyhow::Context as _;
 use async_trait::async_trait;
 use bookstore_runtime::metrics::PoolUsage;
+use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::{
@@ -20,14 +22,19 @@ const TAKEN: &str = "a user with this name already exists";
 
 /// What a backend's SQL truly differs in; everything else is shared.
 pub trait Backend: Database<QueryResult: RowsAffected> {
-    /// [`count_login_attempt_sql`] with the dialect's two-argument minimum
-    /// (SQLite's scalar `min`, PostgreSQL's `least`).
-    fn count_login_attempt_sql() -> &'static str;
+    /// The backend's own migrations (`migrations/<backend>/`).
+    const MIGRATOR: Migrator;
+    /// The dialect's two-argument minimum, for [`count_login_attempt_sql`]:
+    /// SQLite's scalar `min`, PostgreSQL's `least`.
+    const LEAST: &'static str;
     /// Run after [`UserStore::import_users`] inserted explicit ids, to move
     /// the id sequence past them, where the backend does not do it by itself.
     const AFTER_IMPORT: Option<&'static str>;
     /// What [`sweep_sql::SKIP_LOCKED`] becomes, if anything.
     const SKIP_LOCKED: Option<&'static str>;
+
+    /// Opens a connection pool on `url`.
+    fn open(url: &str) -> impl Future<Output = anyhow::Result<Pool<Self>>> + Send;
 }
 
 /// How many rows a statement changed: every backend's query result has the
@@ -37,10 +44,10 @@ pub trait RowsAffected {
 }
 
 /// The login throttle's upsert, with `least` the dialect's two-argument
-/// minimum (see [`Backend::count_login_attempt_sql`]). `$1` name key, `$2`
+/// minimum ([`Backend::LEAST`]). `$1` name key, `$2`
 /// free attempts, `$3` now, `$4` delay, `$5` forget before, `$6` max delay
 /// (seconds); returns a row only when the attempt counted.
-pub(super) fn count_login_attempt_sql(least: &str) -> String {
+fn count_login_attempt_sql(least: &str) -> String {
     const COUNTED: &str = "case when login_failures.last_attempt < $5 then 1 else login_failures.failures + 1 end";
     format!(
         "insert into login_failures (name_key, failures, locked_until, last_attempt)
@@ -59,7 +66,21 @@ pub(super) fn count_login_attempt_sql(least: &str) -> String {
 /// Users in an sqlx pool of backend `DB`.
 #[derive(Debug, Clone)]
 pub struct SqlUserStore<DB: Database> {
-    pub(super) pool: Pool<DB>,
+    pool: Pool<DB>,
+    /// [`count_login_attempt_sql`] in the backend's dialect.
+    count_login_attempt_sql: String,
+}
+
+impl<DB: Backend> SqlUserStore<DB>
+where
+    DB::Connection: Migrate,
+{
+    /// Opens the database and applies the backend's embedded migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let pool = DB::open(url).await?;
+        DB::MIGRATOR.run(&pool).await.context("cannot migrate the user database")?;
+        Ok(Self { pool, count_login_attempt_sql: count_login_attempt_sql(DB::LEAST) })
+    }
 }
 
 #[async_trait]
@@ -206,7 +227,7 @@ where
 
     async fn count_login_attempt(&self, name_key: &str, now: i64, throttle: LoginThrottle) -> Result<LoginAttempt> {
         let forget_before = now.saturating_sub(secs(LoginThrottle::FORGET_AFTER));
-        let counted: Option<i64> = sqlx::query_scalar(DB::count_login_attempt_sql())
+        let counted: Option<i64> = sqlx::query_scalar(&self.count_login_attempt_sql)
             .bind(name_key)
             .bind(i64::from(throttle.free_attempts))
             .bind(now)
