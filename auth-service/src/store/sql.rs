@@ -44,9 +44,10 @@ pub trait RowsAffected {
 }
 
 /// The login throttle's upsert, with `least` the dialect's two-argument
-/// minimum ([`Backend::LEAST`]). `$1` name key, `$2`
-/// free attempts, `$3` now, `$4` delay, `$5` forget before, `$6` max delay
-/// (seconds); returns a row only when the attempt counted.
+/// minimum ([`Backend::LEAST`]). `$1` name key, `$2` free attempts, `$3`
+/// now, `$4` delay, `$5` forget before, `$6` max delay (seconds); returns a
+/// row only when the attempt counted. The doubling stops at 2^30 times the
+/// delay, so that no number of attempts can overflow the shift.
 fn count_login_attempt_sql(least: &str) -> String {
     const COUNTED: &str = "case when login_failures.last_attempt < $5 then 1 else login_failures.failures + 1 end";
     format!(
@@ -83,6 +84,8 @@ where
     }
 }
 
+// The bounds: what sqlx needs of a backend to run these statements with
+// these binds and rows (SQLite and PostgreSQL both meet them).
 #[async_trait]
 impl<DB: Backend> UserStore for SqlUserStore<DB>
 where
