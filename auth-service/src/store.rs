@@ -1,6 +1,7 @@
 //! Where users live. The database URL's scheme picks the backend.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::error::Result;
 use crate::throttle::{LoginAttempt, LoginThrottle};
 
 pub use postgres::PostgresUserStore;
+pub use sql::SqlUserStore;
 pub use sqlite::SqliteUserStore;
 
 /// A stored user, password hash included: never leaves the service (and
@@ -257,7 +259,7 @@ pub mod sweep_sql {
     /// `$1`: created before, `$2`: cursor (created at or after), `$3`: limit.
     pub const FINISHED_OPEN_SESSIONS: &str = "delete from sessions where id in (
              select s.id from sessions s
-             where s.revoked_at is null and s.created_at >= $2 and s.created_at < $1
+             where s.revoked_at is null and s.created_at < $1 and s.created_at >= $2
                and not exists (select 1 from refresh_tokens r where r.session_id = s.id)
              order by s.created_at
              limit $3 /*skip locked*/)

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use auth_service::Error;
-use auth_service::store::{NewSession, NewUser, NextRefreshToken, Rotation, SweepCutoffs, SweepReport, UserStore};
+use auth_service::store::{
+    NewSession, NewUser, NextRefreshToken, Rotation, SweepCutoffs, SweepReport, UserRecord, UserStore,
+};
 use auth_service::throttle::{LoginAttempt, LoginThrottle};
 use bookstore_testing::TestDatabase;
 
@@ -334,6 +336,110 @@ async fn a_rehash_replaces_only_the_hash_it_read(store: &dyn UserStore) {
     assert_eq!(store.find_user_by_name_key("leo").await.unwrap().unwrap().password_hash, "$rehashed");
 }
 
+/// Two free attempts, then waits of 10 s, 20 s, ... up to 25 s.
+const SHORT_WAITS: LoginThrottle =
+    LoginThrottle { free_attempts: 2, delay: Duration::from_secs(10), max_delay: Duration::from_secs(25) };
+
+async fn login_attempts_past_the_free_ones_wait_twice_as_long_each_time(store: &dyn UserStore) {
+    let at = 1_000;
+    failed_logins(store, "rita", at, SHORT_WAITS).await;
+    failed_logins(store, "rita", at, SHORT_WAITS).await;
+
+    assert_eq!(
+        store.count_login_attempt("rita", at + 5, SHORT_WAITS).await.unwrap(),
+        LoginAttempt::Wait { seconds: 5 }
+    );
+    failed_logins(store, "rita", at + 10, SHORT_WAITS).await;
+    assert_eq!(
+        store.count_login_attempt("rita", at + 10, SHORT_WAITS).await.unwrap(),
+        LoginAttempt::Wait { seconds: 20 }
+    );
+    failed_logins(store, "rita", at + 30, SHORT_WAITS).await;
+    let capped = store.count_login_attempt("rita", at + 31, SHORT_WAITS).await.unwrap();
+    assert_eq!(capped, LoginAttempt::Wait { seconds: 24 }, "at most max_delay");
+    assert_eq!(
+        store.count_login_attempt("sam", at + 31, SHORT_WAITS).await.unwrap(),
+        LoginAttempt::Allowed,
+        "per name"
+    );
+}
+
+async fn login_attempts_are_forgotten_when_cleared_or_long_idle(store: &dyn UserStore) {
+    let at = 1_000;
+    for name in ["tess", "uma"] {
+        failed_logins(store, name, at, SHORT_WAITS).await;
+        failed_logins(store, name, at, SHORT_WAITS).await;
+    }
+
+    store.clear_login_attempts("tess").await.unwrap();
+
+    failed_logins(store, "tess", at + 1, SHORT_WAITS).await;
+    failed_logins(store, "tess", at + 1, SHORT_WAITS).await;
+    assert_eq!(store.count_login_attempt("uma", at + 1, SHORT_WAITS).await.unwrap(), LoginAttempt::Wait { seconds: 9 });
+    let idle = at + secs(LoginThrottle::FORGET_AFTER) + 1;
+    failed_logins(store, "uma", idle, SHORT_WAITS).await;
+    failed_logins(store, "uma", idle, SHORT_WAITS).await;
+    assert_eq!(store.count_login_attempt("uma", idle, SHORT_WAITS).await.unwrap(), LoginAttempt::Wait { seconds: 10 });
+}
+
+/// Past 64 doublings a shift would overflow: the wait stays the longest.
+async fn login_waits_stay_the_longest_however_many_attempts_came_before(store: &dyn UserStore) {
+    let throttle = LoginThrottle { free_attempts: 1, delay: Duration::from_secs(1), max_delay: Duration::from_secs(2) };
+    let mut at = 1_000;
+    for attempt in 1..=70 {
+        failed_logins(store, "vic", at, throttle).await;
+        let wait = store.count_login_attempt("vic", at, throttle).await.unwrap();
+        let expected = if attempt == 1 { 1 } else { 2 };
+        assert_eq!(wait, LoginAttempt::Wait { seconds: expected }, "after attempt {attempt}");
+        at += expected;
+    }
+}
+
+fn user_record(id: i64, name: &str) -> UserRecord {
+    let user = new_user(name);
+    UserRecord {
+        id,
+        public_id: user.public_id,
+        name: user.name,
+        name_key: user.name_key,
+        password_hash: user.password_hash,
+        admin: true,
+        created_at: user.created_at,
+    }
+}
+
+async fn imported_users_keep_their_ids_and_new_ids_come_after_them(store: &dyn UserStore) {
+    // Arrange
+    let existing = store.create_user(new_user("wendy")).await.unwrap();
+    let imported = [user_record(existing.id + 10, "xena"), user_record(existing.id + 20, "yuri")];
+    let batch = [existing.clone(), imported[0].clone(), imported[1].clone()];
+
+    // Act
+    let inserted = store.import_users(&batch).await.unwrap();
+
+    // Assert
+    assert_eq!(inserted, 2, "ids already present are skipped");
+    assert_eq!(store.import_users(&batch).await.unwrap(), 0, "again: nothing new");
+    for user in &imported {
+        assert_eq!(store.find_user_by_name_key(&user.name_key).await.unwrap().as_ref(), Some(user));
+    }
+    assert_eq!(store.find_user_by_name_key("wendy").await.unwrap(), Some(existing));
+    assert_eq!(store.count_users().await.unwrap(), 3);
+    let next = store.create_user(new_user("zoe")).await.unwrap();
+    assert!(next.id > imported[1].id, "{} after {}", next.id, imported[1].id);
+}
+
+async fn an_import_with_a_taken_name_is_already_exists_and_imports_nothing(store: &dyn UserStore) {
+    let existing = store.create_user(new_user("abel")).await.unwrap();
+    let batch = [user_record(existing.id + 1, "bea"), user_record(existing.id + 2, "ABEL")];
+
+    let error = store.import_users(&batch).await.unwrap_err();
+
+    assert!(matches!(error, Error::AlreadyExists(_)), "{error:?}");
+    assert_eq!(store.find_user_by_name_key("bea").await.unwrap(), None, "one transaction");
+    assert_eq!(store.count_users().await.unwrap(), 1);
+}
+
 macro_rules! user_store_contract {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -376,6 +482,11 @@ user_store_contract!(
     deleting_a_user_removes_sessions_and_frees_the_name,
     a_rehash_replaces_only_the_hash_it_read,
     only_the_public_ids_of_existing_users_are_found,
+    login_attempts_past_the_free_ones_wait_twice_as_long_each_time,
+    login_attempts_are_forgotten_when_cleared_or_long_idle,
+    login_waits_stay_the_longest_however_many_attempts_came_before,
+    imported_users_keep_their_ids_and_new_ids_come_after_them,
+    an_import_with_a_taken_name_is_already_exists_and_imports_nothing,
 );
 
 /// On PostgreSQL the sweep takes only rows nobody has locked: a
