@@ -48,12 +48,15 @@ mod separate {
     use std::collections::HashMap;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
     use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
     use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
     use bookstore_proto::books::v1::{CreateBookRequest, ListBooksRequest};
+    use bookstore_testing::eventually_every;
+    use bookstore_testing::grpc::with_token;
+    use bookstore_testing::processes::{auth_service_env, books_service_env};
     use tokio::process::Child;
 
     use crate::processes::{channel, free_addr, spawn, wait_serving};
@@ -66,22 +69,15 @@ mod separate {
     /// Waits until `count` writes were acknowledged (the kill then lands
     /// in the middle of the load, with writes in flight).
     async fn wait_for(acked: &AtomicUsize, count: usize) {
-        let started = Instant::now();
-        while acked.load(Ordering::SeqCst) < count {
-            assert!(started.elapsed() < Duration::from_secs(60), "the write load is stuck");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        eventually_every(Duration::from_secs(60), Duration::from_millis(5), || async {
+            if acked.load(Ordering::SeqCst) < count { Err("the write load is stuck") } else { Ok(()) }
+        })
+        .await;
     }
 
     async fn kill(child: &mut Child) {
         child.start_kill().unwrap(); // SIGKILL: no graceful shutdown
         child.wait().await.unwrap();
-    }
-
-    fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-        request
     }
 
     /// The book writer `writer` sends as its `index`th: every field is
@@ -98,20 +94,9 @@ mod separate {
     pub async fn kill_each_service_during_writes(label: &str, auth_database: &str, books_database: &str) {
         let dir = tempfile::tempdir().unwrap();
         let (auth_addr, books_addr) = (free_addr(), free_addr());
-        let auth_env = vec![
-            ("AUTH_LISTEN_ADDR", auth_addr.to_string()),
-            ("AUTH_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
-            ("AUTH_DATABASE_URL", auth_database.to_owned()),
-            ("AUTH_SIGNING_KEY_FILE", dir.path().join("key.pem").display().to_string()),
-            ("AUTH_CLIENT_RATE_PER_MINUTE", "0".to_owned()),
-            ("AUTH_MAX_CONCURRENT_HASHES", "2".to_owned()),
-        ];
-        let books_env = vec![
-            ("BOOKS_LISTEN_ADDR", books_addr.to_string()),
-            ("BOOKS_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
-            ("BOOKS_DATABASE_URL", books_database.to_owned()),
-            ("BOOKS_AUTH_URL", format!("http://{auth_addr}")),
-        ];
+        let mut auth_env = auth_service_env(auth_addr, auth_database, &dir.path().join("key.pem"));
+        auth_env.extend([("AUTH_CLIENT_RATE_PER_MINUTE", "0".to_owned()), ("AUTH_MAX_CONCURRENT_HASHES", "2".to_owned())]);
+        let books_env = books_service_env(books_addr, books_database, &format!("http://{auth_addr}"));
         let mut auth = spawn(dir.path(), "auth-service", &auth_env);
         wait_serving(auth_addr, "bookstore.auth.v1.AuthService").await;
         let mut books = spawn(dir.path(), "books-service", &books_env);
