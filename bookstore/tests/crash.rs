@@ -80,6 +80,48 @@ mod separate {
         child.wait().await.unwrap();
     }
 
+    /// Runs `writers` writers, each calling its `make_writer(writer)` with
+    /// index 0, 1, ... until a call fails or the process is killed: once
+    /// `acked_before_kill` writes were acknowledged, `process` is SIGKILLed.
+    /// How many writes were sent, and what every acknowledged one returned.
+    async fn write_until_killed<T, W, Fut>(
+        writers: usize,
+        acked_before_kill: usize,
+        process: &mut Child,
+        make_writer: impl Fn(usize) -> W,
+    ) -> (usize, Vec<T>)
+    where
+        T: Send + 'static,
+        W: FnMut(usize) -> Fut + Send + 'static,
+        Fut: Future<Output = Option<T>> + Send,
+    {
+        let (sent, acked, killed) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for writer in 0..writers {
+            let (sent, acked, killed) = (Arc::clone(&sent), Arc::clone(&acked), Arc::clone(&killed));
+            let mut write = make_writer(writer);
+            tasks.spawn(async move {
+                let mut acknowledged = Vec::new();
+                for index in 0.. {
+                    if killed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    let Some(written) = write(index).await else { break };
+                    acked.fetch_add(1, Ordering::SeqCst);
+                    acknowledged.push(written);
+                }
+                acknowledged
+            });
+        }
+        wait_for(&acked, acked_before_kill).await;
+        kill(process).await;
+        killed.store(true, Ordering::SeqCst);
+        let acknowledged = tasks.join_all().await.into_iter().flatten().collect();
+        (sent.load(Ordering::SeqCst), acknowledged)
+    }
+
     /// The book writer `writer` sends as its `index`th: every field is
     /// derived from the name, so a half-written row would show.
     fn book(writer: usize, index: usize) -> CreateBookRequest {
@@ -95,7 +137,8 @@ mod separate {
         let dir = tempfile::tempdir().unwrap();
         let (auth_addr, books_addr) = (free_addr(), free_addr());
         let mut auth_env = auth_service_env(auth_addr, auth_database, &dir.path().join("key.pem"));
-        auth_env.extend([("AUTH_CLIENT_RATE_PER_MINUTE", "0".to_owned()), ("AUTH_MAX_CONCURRENT_HASHES", "2".to_owned())]);
+        auth_env
+            .extend([("AUTH_CLIENT_RATE_PER_MINUTE", "0".to_owned()), ("AUTH_MAX_CONCURRENT_HASHES", "2".to_owned())]);
         let books_env = books_service_env(books_addr, books_database, &format!("http://{auth_addr}"));
         let mut auth = spawn(dir.path(), "auth-service", &auth_env);
         wait_serving(auth_addr, "bookstore.auth.v1.AuthService").await;
@@ -107,36 +150,17 @@ mod separate {
         let token = auth_client.login(login).await.unwrap().into_inner().access_token;
 
         // books-service: writers create books until it is killed.
-        let (sent, acked, killed) =
-            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-        let mut writers = tokio::task::JoinSet::new();
-        for writer in 0..WRITERS {
-            let (sent, acked, killed, token) =
-                (Arc::clone(&sent), Arc::clone(&acked), Arc::clone(&killed), token.clone());
-            let mut client = BooksServiceClient::new(channel(books_addr, TIMEOUT));
-            writers.spawn(async move {
-                let mut acknowledged = Vec::new();
-                for index in 0.. {
-                    if killed.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    sent.fetch_add(1, Ordering::SeqCst);
-                    match client.create_book(with_token(&token, book(writer, index))).await {
-                        Ok(response) => {
-                            acked.fetch_add(1, Ordering::SeqCst);
-                            acknowledged.push((response.into_inner().book.unwrap().id, book(writer, index)));
-                        }
-                        Err(_) => break,
-                    }
+        let (sent, acknowledged) = write_until_killed(WRITERS, 200, &mut books, |writer| {
+            let (client, token) = (BooksServiceClient::new(channel(books_addr, TIMEOUT)), token.clone());
+            move |index| {
+                let (mut client, token) = (client.clone(), token.clone());
+                async move {
+                    let response = client.create_book(with_token(&token, book(writer, index))).await.ok()?;
+                    Some((response.into_inner().book.unwrap().id, book(writer, index)))
                 }
-                acknowledged
-            });
-        }
-        wait_for(&acked, 200).await;
-        kill(&mut books).await;
-        killed.store(true, Ordering::SeqCst);
-        let acknowledged: Vec<_> = writers.join_all().await.into_iter().flatten().collect();
-        let sent = sent.load(Ordering::SeqCst);
+            }
+        })
+        .await;
 
         let mut books = spawn(dir.path(), "books-service", &books_env);
         wait_serving(books_addr, "bookstore.books.v1.BooksService").await;
@@ -178,36 +202,18 @@ mod separate {
 
         // auth-service: registrations until it is killed; the token from
         // before keeps working on books-service meanwhile.
-        let (sent, acked, killed) =
-            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-        let mut writers = tokio::task::JoinSet::new();
-        for writer in 0..2 {
-            let (sent, acked, killed) = (Arc::clone(&sent), Arc::clone(&acked), Arc::clone(&killed));
-            let mut client = AuthServiceClient::new(channel(auth_addr, TIMEOUT));
-            writers.spawn(async move {
-                let mut acknowledged = Vec::new();
-                for index in 0.. {
-                    if killed.load(Ordering::SeqCst) {
-                        break;
-                    }
+        let (sent, registered) = write_until_killed(2, 30, &mut auth, |writer| {
+            let client = AuthServiceClient::new(channel(auth_addr, TIMEOUT));
+            move |index| {
+                let mut client = client.clone();
+                async move {
                     let name = format!("user-{writer}-{index}");
-                    sent.fetch_add(1, Ordering::SeqCst);
-                    match client.register(RegisterRequest { name: name.clone(), password: PASSWORD.into() }).await {
-                        Ok(_) => {
-                            acked.fetch_add(1, Ordering::SeqCst);
-                            acknowledged.push(name);
-                        }
-                        Err(_) => break,
-                    }
+                    client.register(RegisterRequest { name: name.clone(), password: PASSWORD.into() }).await.ok()?;
+                    Some(name)
                 }
-                acknowledged
-            });
-        }
-        wait_for(&acked, 30).await;
-        kill(&mut auth).await;
-        killed.store(true, Ordering::SeqCst);
-        let registered: Vec<String> = writers.join_all().await.into_iter().flatten().collect();
-        let sent = sent.load(Ordering::SeqCst);
+            }
+        })
+        .await;
         let still = client.list_books(with_token(&token, ListBooksRequest::default())).await;
         assert!(still.is_ok(), "{label}: a token keeps working while auth-service is down: {still:?}");
 

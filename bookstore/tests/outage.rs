@@ -129,17 +129,10 @@ async fn services_recover_by_themselves_after_the_database_restarts() {
     let (auth_url, books_url) = (postgres.create_database("auth"), postgres.create_database("books"));
     let dir = tempfile::tempdir().unwrap();
     let (auth_addr, books_addr) = (free_addr(), free_addr());
-    let _auth = spawn(
-        dir.path(),
-        "auth-service",
-        &auth_service_env(auth_addr, &auth_url, &dir.path().join("key.pem")),
-    );
+    let _auth = spawn(dir.path(), "auth-service", &auth_service_env(auth_addr, &auth_url, &dir.path().join("key.pem")));
     wait_serving(auth_addr, "bookstore.auth.v1.AuthService").await;
-    let _books = spawn(
-        dir.path(),
-        "books-service",
-        &books_service_env(books_addr, &books_url, &format!("http://{auth_addr}")),
-    );
+    let _books =
+        spawn(dir.path(), "books-service", &books_service_env(books_addr, &books_url, &format!("http://{auth_addr}")));
     wait_serving(books_addr, "bookstore.books.v1.BooksService").await;
     let mut auth = AuthServiceClient::new(channel(auth_addr, TIMEOUT));
     let mut books = BooksServiceClient::new(channel(books_addr, TIMEOUT));
@@ -163,7 +156,9 @@ async fn services_recover_by_themselves_after_the_database_restarts() {
     eventually(Duration::from_secs(30), || {
         let mut books = books.clone();
         let token = &token;
-        async move { books.create_book(with_token(token, a_book("After"))).await.map_err(|_| "books-service never recovered") }
+        async move {
+            books.create_book(with_token(token, a_book("After"))).await.map_err(|_| "books-service never recovered")
+        }
     })
     .await;
     let recovered = restarted.elapsed();

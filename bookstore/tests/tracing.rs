@@ -14,10 +14,10 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::routing::post;
 use bookstore_proto::prost::Message as _;
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use bookstore_testing::eventually;
 use bookstore_testing::net::free_addr;
 use bookstore_testing::processes::{Process, auth_service_env, books_service_env, wait_ready};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bookstore");

@@ -5,8 +5,8 @@ use std::time::Duration;
 use auth_service::{App, Settings};
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
-pub use bookstore_testing::grpc::with_token;
 use bookstore_testing::grpc::channel;
+pub use bookstore_testing::grpc::with_token;
 use bookstore_testing::running::Running;
 use tempfile::TempDir;
 use tonic::transport::Channel;
@@ -83,4 +83,3 @@ pub fn as_service<T>(message: T) -> tonic::Request<T> {
     request.metadata_mut().insert("x-service-token", bookstore_testing::SERVICE_TOKEN.parse().unwrap());
     request
 }
-

@@ -40,7 +40,11 @@ async fn the_sweep_runs_while_serving_and_stops_with_the_server() {
     // Assert: a sweep has run (its first within one interval) ...
     eventually(Duration::from_secs(10), || async {
         let scraped = scrape(metrics).await;
-        if scraped.contains(r#"db_rows_swept_total{table="sessions"} 0"#) { Ok(()) } else { Err(format!("no sweep yet: {scraped}")) }
+        if scraped.contains(r#"db_rows_swept_total{table="sessions"} 0"#) {
+            Ok(())
+        } else {
+            Err(format!("no sweep yet: {scraped}"))
+        }
     })
     .await;
     // ... and the server, sweep included, stops when asked.

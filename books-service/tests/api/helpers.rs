@@ -8,9 +8,9 @@ use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::auth::v1::{LoginRequest, LoginResponse, RegisterRequest};
 use bookstore_proto::books::v1::CreateBookRequest;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
-use bookstore_tokens::{SigningKey, TokenPolicy, TokenSigner};
 pub use bookstore_testing::grpc::with_token;
 pub use bookstore_testing::running::Running;
+use bookstore_tokens::{SigningKey, TokenPolicy, TokenSigner};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
@@ -123,7 +123,11 @@ pub fn default_policy() -> TokenPolicy {
 pub async fn until_book_count_is(store: &dyn books_service::store::BookStore, count: i64, bound: Duration) {
     bookstore_testing::eventually(bound, || async {
         let books = store.count_books().await.unwrap();
-        if books == count { Ok(()) } else { Err(format!("{books} books, not {count}: the deleted user's books are still there")) }
+        if books == count {
+            Ok(())
+        } else {
+            Err(format!("{books} books, not {count}: the deleted user's books are still there"))
+        }
     })
     .await;
 }

@@ -9,7 +9,9 @@ use bookstore_proto::books::v1::ListBooksRequest;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use tonic::Code;
 
-use crate::helpers::{PASSWORD, REVOCATION_REFRESH_SECS, TestApp, channel, spawn_app, start_books, until_book_count_is, with_token};
+use crate::helpers::{
+    PASSWORD, REVOCATION_REFRESH_SECS, TestApp, channel, spawn_app, start_books, until_book_count_is, with_token,
+};
 use bookstore_testing::eventually;
 
 /// The longest a revocation may take to reach books-service: one refresh

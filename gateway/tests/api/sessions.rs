@@ -32,7 +32,11 @@ async fn refresh(app: &TestApp, refresh_token: &str) -> (StatusCode, Value) {
 /// Polls `GET /books` until it is 401; fails the test after [`BOUND`].
 async fn until_books_refuse(app: &TestApp, token: &str) {
     eventually(BOUND, || async {
-        if app.get("/books", token).await.status() == StatusCode::UNAUTHORIZED { Ok(()) } else { Err("token still accepted") }
+        if app.get("/books", token).await.status() == StatusCode::UNAUTHORIZED {
+            Ok(())
+        } else {
+            Err("token still accepted")
+        }
     })
     .await;
 }
