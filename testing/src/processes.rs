@@ -167,12 +167,9 @@ pub async fn wait_ready(http: &reqwest::Client, base: &str, timeout: Duration, c
 /// service token.
 #[must_use]
 pub fn auth_service_env(listen: SocketAddr, database: &str, signing_key_file: &Path) -> Vec<(&'static str, String)> {
-    vec![
-        ("AUTH_LISTEN_ADDR", listen.to_string()),
-        ("AUTH_SERVICE_TOKEN", crate::SERVICE_TOKEN.to_owned()),
-        ("AUTH_DATABASE_URL", database.to_owned()),
-        ("AUTH_SIGNING_KEY_FILE", signing_key_file.display().to_string()),
-    ]
+    let mut env = service_env(["AUTH_LISTEN_ADDR", "AUTH_SERVICE_TOKEN", "AUTH_DATABASE_URL"], listen, database);
+    env.push(("AUTH_SIGNING_KEY_FILE", signing_key_file.display().to_string()));
+    env
 }
 
 /// The environment of `bookstore books-service` listening on `listen`, on
@@ -180,10 +177,20 @@ pub fn auth_service_env(listen: SocketAddr, database: &str, signing_key_file: &P
 /// comma-separated), with the tests' service token.
 #[must_use]
 pub fn books_service_env(listen: SocketAddr, database: &str, auth_url: &str) -> Vec<(&'static str, String)> {
+    let mut env = service_env(["BOOKS_LISTEN_ADDR", "BOOKS_SERVICE_TOKEN", "BOOKS_DATABASE_URL"], listen, database);
+    env.push(("BOOKS_AUTH_URL", auth_url.to_owned()));
+    env
+}
+
+/// A service's listen address, service token and database, under its variable names.
+fn service_env(
+    [listen_var, token_var, database_var]: [&'static str; 3],
+    listen: SocketAddr,
+    database: &str,
+) -> Vec<(&'static str, String)> {
     vec![
-        ("BOOKS_LISTEN_ADDR", listen.to_string()),
-        ("BOOKS_SERVICE_TOKEN", crate::SERVICE_TOKEN.to_owned()),
-        ("BOOKS_DATABASE_URL", database.to_owned()),
-        ("BOOKS_AUTH_URL", auth_url.to_owned()),
+        (listen_var, listen.to_string()),
+        (token_var, crate::SERVICE_TOKEN.to_owned()),
+        (database_var, database.to_owned()),
     ]
 }
