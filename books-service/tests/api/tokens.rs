@@ -127,7 +127,7 @@ async fn books_service_is_unavailable_not_unauthenticated_before_it_has_keys() {
 #[tokio::test]
 async fn health_reports_serving_once_the_signing_keys_are_loaded() {
     let app = spawn_app().await;
-    let mut health = HealthClient::new(channel(app.books.addr));
+    let health = HealthClient::new(channel(app.books.addr));
     for service in ["", "bookstore.books.v1.BooksService"] {
         eventually(Duration::from_secs(10), || {
             let mut health = health.clone();
