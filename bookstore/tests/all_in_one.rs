@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bookstore_proto::books::v1::ListBooksRequest;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
+use bookstore_testing::grpc::with_token;
 use processes::{Ports, channel, start_all_in_one_on};
 use serde_json::{Value, json};
 
@@ -94,9 +95,7 @@ async fn the_gateways_calls_go_through_the_services_layers_in_the_process() {
 
     // And the gRPC port serves other clients the same books.
     let mut grpc = BooksServiceClient::new(channel(ports.books, Duration::from_secs(10)));
-    let mut request = tonic::Request::new(ListBooksRequest::default());
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let over_tcp = grpc.list_books(request).await.unwrap().into_inner();
+    let over_tcp = grpc.list_books(with_token(&token, ListBooksRequest::default())).await.unwrap().into_inner();
     assert_eq!(over_tcp.books.len(), 1);
     assert_eq!(over_tcp.books[0].name, "Dune");
 }

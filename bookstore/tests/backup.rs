@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bookstore_testing::eventually_every;
+use bookstore_testing::processes::wait_ready;
 use processes::{BIN, start_all_in_one};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -97,9 +99,11 @@ async fn a_backup_taken_under_writes_restores_into_a_stack_with_every_earlier_wr
             })
         })
         .collect();
-    while acknowledged.lock().await.len() < 20 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually_every(Duration::from_secs(60), Duration::from_millis(10), || async {
+        let count = acknowledged.lock().await.len();
+        if count < 20 { Err(format!("only {count} writes acknowledged")) } else { Ok(()) }
+    })
+    .await;
 
     // Act: the backup, while the writers go on.
     let began = tokio::time::Instant::now();
@@ -218,13 +222,8 @@ async fn start_on_postgres(
         ],
     );
     let base = format!("http://{gateway}");
-    for _ in 0..300 {
-        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
-            return (vec![auth_process, books_process, gateway_process], base);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the gateway never became ready");
+    wait_ready(http, &base, Duration::from_secs(15), || "the gateway".to_owned()).await;
+    (vec![auth_process, books_process, gateway_process], base)
 }
 
 /// `pg_dump` / `pg_restore` as docs/operations.md gives them.

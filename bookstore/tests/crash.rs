@@ -48,12 +48,15 @@ mod separate {
     use std::collections::HashMap;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
     use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
     use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
     use bookstore_proto::books::v1::{CreateBookRequest, ListBooksRequest};
+    use bookstore_testing::eventually_every;
+    use bookstore_testing::grpc::with_token;
+    use bookstore_testing::processes::{auth_service_env, books_service_env};
     use tokio::process::Child;
 
     use crate::processes::{channel, free_addr, spawn, wait_serving};
@@ -66,11 +69,10 @@ mod separate {
     /// Waits until `count` writes were acknowledged (the kill then lands
     /// in the middle of the load, with writes in flight).
     async fn wait_for(acked: &AtomicUsize, count: usize) {
-        let started = Instant::now();
-        while acked.load(Ordering::SeqCst) < count {
-            assert!(started.elapsed() < Duration::from_secs(60), "the write load is stuck");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        eventually_every(Duration::from_secs(60), Duration::from_millis(5), || async {
+            if acked.load(Ordering::SeqCst) < count { Err("the write load is stuck") } else { Ok(()) }
+        })
+        .await;
     }
 
     async fn kill(child: &mut Child) {
@@ -78,10 +80,46 @@ mod separate {
         child.wait().await.unwrap();
     }
 
-    fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-        request
+    /// Runs `writers` writers, each calling its `make_writer(writer)` with
+    /// index 0, 1, ... until a call fails or the process is killed: once
+    /// `acked_before_kill` writes were acknowledged, `process` is SIGKILLed.
+    /// How many writes were sent, and what every acknowledged one returned.
+    async fn write_until_killed<T, W, Fut>(
+        writers: usize,
+        acked_before_kill: usize,
+        process: &mut Child,
+        make_writer: impl Fn(usize) -> W,
+    ) -> (usize, Vec<T>)
+    where
+        T: Send + 'static,
+        W: FnMut(usize) -> Fut + Send + 'static,
+        Fut: Future<Output = Option<T>> + Send,
+    {
+        let (sent, acked, killed) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for writer in 0..writers {
+            let (sent, acked, killed) = (Arc::clone(&sent), Arc::clone(&acked), Arc::clone(&killed));
+            let mut write = make_writer(writer);
+            tasks.spawn(async move {
+                let mut acknowledged = Vec::new();
+                for index in 0.. {
+                    if killed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    let Some(written) = write(index).await else { break };
+                    acked.fetch_add(1, Ordering::SeqCst);
+                    acknowledged.push(written);
+                }
+                acknowledged
+            });
+        }
+        wait_for(&acked, acked_before_kill).await;
+        kill(process).await;
+        killed.store(true, Ordering::SeqCst);
+        let acknowledged = tasks.join_all().await.into_iter().flatten().collect();
+        (sent.load(Ordering::SeqCst), acknowledged)
     }
 
     /// The book writer `writer` sends as its `index`th: every field is
@@ -98,20 +136,10 @@ mod separate {
     pub async fn kill_each_service_during_writes(label: &str, auth_database: &str, books_database: &str) {
         let dir = tempfile::tempdir().unwrap();
         let (auth_addr, books_addr) = (free_addr(), free_addr());
-        let auth_env = vec![
-            ("AUTH_LISTEN_ADDR", auth_addr.to_string()),
-            ("AUTH_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
-            ("AUTH_DATABASE_URL", auth_database.to_owned()),
-            ("AUTH_SIGNING_KEY_FILE", dir.path().join("key.pem").display().to_string()),
-            ("AUTH_CLIENT_RATE_PER_MINUTE", "0".to_owned()),
-            ("AUTH_MAX_CONCURRENT_HASHES", "2".to_owned()),
-        ];
-        let books_env = vec![
-            ("BOOKS_LISTEN_ADDR", books_addr.to_string()),
-            ("BOOKS_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
-            ("BOOKS_DATABASE_URL", books_database.to_owned()),
-            ("BOOKS_AUTH_URL", format!("http://{auth_addr}")),
-        ];
+        let mut auth_env = auth_service_env(auth_addr, auth_database, &dir.path().join("key.pem"));
+        auth_env
+            .extend([("AUTH_CLIENT_RATE_PER_MINUTE", "0".to_owned()), ("AUTH_MAX_CONCURRENT_HASHES", "2".to_owned())]);
+        let books_env = books_service_env(books_addr, books_database, &format!("http://{auth_addr}"));
         let mut auth = spawn(dir.path(), "auth-service", &auth_env);
         wait_serving(auth_addr, "bookstore.auth.v1.AuthService").await;
         let mut books = spawn(dir.path(), "books-service", &books_env);
@@ -122,36 +150,17 @@ mod separate {
         let token = auth_client.login(login).await.unwrap().into_inner().access_token;
 
         // books-service: writers create books until it is killed.
-        let (sent, acked, killed) =
-            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-        let mut writers = tokio::task::JoinSet::new();
-        for writer in 0..WRITERS {
-            let (sent, acked, killed, token) =
-                (Arc::clone(&sent), Arc::clone(&acked), Arc::clone(&killed), token.clone());
-            let mut client = BooksServiceClient::new(channel(books_addr, TIMEOUT));
-            writers.spawn(async move {
-                let mut acknowledged = Vec::new();
-                for index in 0.. {
-                    if killed.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    sent.fetch_add(1, Ordering::SeqCst);
-                    match client.create_book(with_token(&token, book(writer, index))).await {
-                        Ok(response) => {
-                            acked.fetch_add(1, Ordering::SeqCst);
-                            acknowledged.push((response.into_inner().book.unwrap().id, book(writer, index)));
-                        }
-                        Err(_) => break,
-                    }
+        let (sent, acknowledged) = write_until_killed(WRITERS, 200, &mut books, |writer| {
+            let (client, token) = (BooksServiceClient::new(channel(books_addr, TIMEOUT)), token.clone());
+            move |index| {
+                let (mut client, token) = (client.clone(), token.clone());
+                async move {
+                    let response = client.create_book(with_token(&token, book(writer, index))).await.ok()?;
+                    Some((response.into_inner().book.unwrap().id, book(writer, index)))
                 }
-                acknowledged
-            });
-        }
-        wait_for(&acked, 200).await;
-        kill(&mut books).await;
-        killed.store(true, Ordering::SeqCst);
-        let acknowledged: Vec<_> = writers.join_all().await.into_iter().flatten().collect();
-        let sent = sent.load(Ordering::SeqCst);
+            }
+        })
+        .await;
 
         let mut books = spawn(dir.path(), "books-service", &books_env);
         wait_serving(books_addr, "bookstore.books.v1.BooksService").await;
@@ -193,36 +202,18 @@ mod separate {
 
         // auth-service: registrations until it is killed; the token from
         // before keeps working on books-service meanwhile.
-        let (sent, acked, killed) =
-            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-        let mut writers = tokio::task::JoinSet::new();
-        for writer in 0..2 {
-            let (sent, acked, killed) = (Arc::clone(&sent), Arc::clone(&acked), Arc::clone(&killed));
-            let mut client = AuthServiceClient::new(channel(auth_addr, TIMEOUT));
-            writers.spawn(async move {
-                let mut acknowledged = Vec::new();
-                for index in 0.. {
-                    if killed.load(Ordering::SeqCst) {
-                        break;
-                    }
+        let (sent, registered) = write_until_killed(2, 30, &mut auth, |writer| {
+            let client = AuthServiceClient::new(channel(auth_addr, TIMEOUT));
+            move |index| {
+                let mut client = client.clone();
+                async move {
                     let name = format!("user-{writer}-{index}");
-                    sent.fetch_add(1, Ordering::SeqCst);
-                    match client.register(RegisterRequest { name: name.clone(), password: PASSWORD.into() }).await {
-                        Ok(_) => {
-                            acked.fetch_add(1, Ordering::SeqCst);
-                            acknowledged.push(name);
-                        }
-                        Err(_) => break,
-                    }
+                    client.register(RegisterRequest { name: name.clone(), password: PASSWORD.into() }).await.ok()?;
+                    Some(name)
                 }
-                acknowledged
-            });
-        }
-        wait_for(&acked, 30).await;
-        kill(&mut auth).await;
-        killed.store(true, Ordering::SeqCst);
-        let registered: Vec<String> = writers.join_all().await.into_iter().flatten().collect();
-        let sent = sent.load(Ordering::SeqCst);
+            }
+        })
+        .await;
         let still = client.list_books(with_token(&token, ListBooksRequest::default())).await;
         assert!(still.is_ok(), "{label}: a token keeps working while auth-service is down: {still:?}");
 

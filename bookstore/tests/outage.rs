@@ -18,6 +18,9 @@ use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use bookstore_proto::books::v1::{CreateBookRequest, ListBooksRequest};
+use bookstore_testing::eventually;
+use bookstore_testing::grpc::with_token;
+use bookstore_testing::processes::{auth_service_env, books_service_env};
 use tonic::Code;
 
 use processes::{channel, free_addr, spawn, wait_serving};
@@ -112,12 +115,6 @@ fn run(program: &str, args: &[&str]) {
     assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
 }
 
-fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
 fn a_book(name: &str) -> CreateBookRequest {
     CreateBookRequest { name: name.into(), author: "A".into(), publisher: "P".into(), book_prize: 1 }
 }
@@ -132,27 +129,10 @@ async fn services_recover_by_themselves_after_the_database_restarts() {
     let (auth_url, books_url) = (postgres.create_database("auth"), postgres.create_database("books"));
     let dir = tempfile::tempdir().unwrap();
     let (auth_addr, books_addr) = (free_addr(), free_addr());
-    let _auth = spawn(
-        dir.path(),
-        "auth-service",
-        &[
-            ("AUTH_LISTEN_ADDR", auth_addr.to_string()),
-            ("AUTH_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
-            ("AUTH_DATABASE_URL", auth_url),
-            ("AUTH_SIGNING_KEY_FILE", dir.path().join("key.pem").display().to_string()),
-        ],
-    );
+    let _auth = spawn(dir.path(), "auth-service", &auth_service_env(auth_addr, &auth_url, &dir.path().join("key.pem")));
     wait_serving(auth_addr, "bookstore.auth.v1.AuthService").await;
-    let _books = spawn(
-        dir.path(),
-        "books-service",
-        &[
-            ("BOOKS_LISTEN_ADDR", books_addr.to_string()),
-            ("BOOKS_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
-            ("BOOKS_DATABASE_URL", books_url),
-            ("BOOKS_AUTH_URL", format!("http://{auth_addr}")),
-        ],
-    );
+    let _books =
+        spawn(dir.path(), "books-service", &books_service_env(books_addr, &books_url, &format!("http://{auth_addr}")));
     wait_serving(books_addr, "bookstore.books.v1.BooksService").await;
     let mut auth = AuthServiceClient::new(channel(auth_addr, TIMEOUT));
     let mut books = BooksServiceClient::new(channel(books_addr, TIMEOUT));
@@ -173,13 +153,15 @@ async fn services_recover_by_themselves_after_the_database_restarts() {
     // Act 2: it comes back; the same processes serve again.
     postgres.start();
     let restarted = Instant::now();
-    let recovered = loop {
-        if books.create_book(with_token(&token, a_book("After"))).await.is_ok() {
-            break restarted.elapsed();
+    eventually(Duration::from_secs(30), || {
+        let mut books = books.clone();
+        let token = &token;
+        async move {
+            books.create_book(with_token(token, a_book("After"))).await.map_err(|_| "books-service never recovered")
         }
-        assert!(restarted.elapsed() < Duration::from_secs(30), "books-service never recovered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
+    let recovered = restarted.elapsed();
 
     // Assert 2
     auth.login(login()).await.unwrap();

@@ -10,8 +10,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -21,10 +20,10 @@ use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use bookstore_proto::books::v1::{CreateBookRequest, ListBooksRequest};
 use bookstore_testing::TestDatabase;
-use tokio::process::{Child, Command};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
+use bookstore_testing::eventually_every;
+use bookstore_testing::grpc::{channel, wait_serving_or, with_token};
+use bookstore_testing::net::free_addr;
+use bookstore_testing::processes::{Process, auth_service_env, books_service_env, wait_ready};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
 const AUTH: &str = "bookstore.auth.v1.AuthService";
@@ -32,67 +31,17 @@ const BOOKS: &str = "bookstore.books.v1.BooksService";
 const READERS: usize = 8;
 const READS_EACH: usize = 150;
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+fn start(dir: &Path, name: &str, subcommand: &str, env: &[(&str, String)]) -> Process {
+    Process::start(BIN, dir, name, &[subcommand.to_owned()], env)
 }
 
-/// One service process; killed when dropped.
-struct Process {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn start(dir: &Path, name: &str, args: &[String], env: &[(&str, String)]) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
-            .args(args)
-            .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        Self { name: name.to_owned(), child, log }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        format!("--- {} ---\n{}", self.name, lines[lines.len().saturating_sub(15)..].join("\n"))
-    }
+/// Waits until `addr` reports SERVING; on failure, shows the tail of `process`'s log.
+async fn wait_serving(addr: SocketAddr, service: &str, process: &Process) {
+    wait_serving_or(addr, service, || process.log_tail()).await;
 }
 
 fn grpc_channel(addr: SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(10))
-        .connect_lazy()
-}
-
-/// Waits until `addr` reports SERVING; how long that took.
-async fn wait_serving(addr: SocketAddr, service: &str, processes: &[&Process]) -> Duration {
-    let started = Instant::now();
-    let mut health = HealthClient::new(grpc_channel(addr));
-    loop {
-        let status = health.check(HealthCheckRequest { service: service.to_owned() }).await;
-        if status.is_ok_and(|response| response.into_inner().status() == ServingStatus::Serving) {
-            return started.elapsed();
-        }
-        let logs: Vec<String> = processes.iter().map(|process| process.log_tail()).collect();
-        assert!(started.elapsed() < Duration::from_secs(30), "{addr} never became SERVING\n{}", logs.join("\n"));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
+    channel(addr, Duration::from_secs(10))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,44 +60,28 @@ async fn replicas_share_tokens_and_survive_a_killed_books_replica() {
     let (auth_a, auth_b, books_a, books_b, gateway) = (free_addr(), free_addr(), free_addr(), free_addr(), free_addr());
     let auth_urls = format!("http://{auth_a},http://{auth_b}");
     let auth_env = |addr: SocketAddr| {
-        vec![
-            ("AUTH_LISTEN_ADDR", addr.to_string()),
-            ("AUTH_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
-            ("AUTH_DATABASE_URL", auth_db.url.clone()),
-            ("AUTH_SIGNING_KEY_FILE", key.display().to_string()),
-            ("AUTH_GENERATE_SIGNING_KEY", "false".to_owned()),
-        ]
+        let mut env = auth_service_env(addr, &auth_db.url, &key);
+        env.push(("AUTH_GENERATE_SIGNING_KEY", "false".to_owned()));
+        env
     };
-    let books_env = |addr: SocketAddr| {
-        vec![
-            ("BOOKS_LISTEN_ADDR", addr.to_string()),
-            ("BOOKS_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
-            ("BOOKS_DATABASE_URL", books_db.url.clone()),
-            ("BOOKS_AUTH_URL", auth_urls.clone()),
-        ]
-    };
-    let serve = |name: &str| vec![name.to_owned()];
-    let auth_a_process = Process::start(dir.path(), "auth-a", &serve("auth-service"), &auth_env(auth_a));
-    let auth_b_process = Process::start(dir.path(), "auth-b", &serve("auth-service"), &auth_env(auth_b));
-    wait_serving(auth_a, AUTH, &[&auth_a_process]).await;
-    wait_serving(auth_b, AUTH, &[&auth_b_process]).await;
-    let mut books_a_process = Process::start(dir.path(), "books-a", &serve("books-service"), &books_env(books_a));
-    let books_b_process = Process::start(dir.path(), "books-b", &serve("books-service"), &books_env(books_b));
-    wait_serving(books_a, BOOKS, &[&books_a_process]).await;
-    wait_serving(books_b, BOOKS, &[&books_b_process]).await;
+    let books_env = |addr: SocketAddr| books_service_env(addr, &books_db.url, &auth_urls);
+    let auth_a_process = start(dir.path(), "auth-a", "auth-service", &auth_env(auth_a));
+    let auth_b_process = start(dir.path(), "auth-b", "auth-service", &auth_env(auth_b));
+    wait_serving(auth_a, AUTH, &auth_a_process).await;
+    wait_serving(auth_b, AUTH, &auth_b_process).await;
+    let mut books_a_process = start(dir.path(), "books-a", "books-service", &books_env(books_a));
+    let books_b_process = start(dir.path(), "books-b", "books-service", &books_env(books_b));
+    wait_serving(books_a, BOOKS, &books_a_process).await;
+    wait_serving(books_b, BOOKS, &books_b_process).await;
     let gateway_env = vec![
         ("GATEWAY_LISTEN_ADDR", gateway.to_string()),
         ("GATEWAY_AUTH_URL", auth_urls.clone()),
         ("GATEWAY_BOOKS_URL", format!("http://{books_a},http://{books_b}")),
     ];
-    let gateway_process = Process::start(dir.path(), "gateway", &serve("gateway"), &gateway_env);
+    let gateway_process = start(dir.path(), "gateway", "gateway", &gateway_env);
     let http = reqwest::Client::new();
     let base = format!("http://{gateway}");
-    let started = Instant::now();
-    while http.get(format!("{base}/readyz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
-        assert!(started.elapsed() < Duration::from_secs(30), "gateway never ready\n{}", gateway_process.log_tail());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&http, &base, Duration::from_secs(30), || gateway_process.log_tail()).await;
 
     // Register and log in through auth replica A, use the token on books
     // replica B, and the other way round.
@@ -214,17 +147,18 @@ async fn replicas_share_tokens_and_survive_a_killed_books_replica() {
             (ids, failed)
         })
     };
-    while reads_done.load(Ordering::SeqCst) < READERS * READS_EACH / 3 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    books_a_process.child.start_kill().unwrap(); // SIGKILL
-    books_a_process.child.wait().await.unwrap();
+    eventually_every(Duration::from_secs(60), Duration::from_millis(5), || async {
+        let done = reads_done.load(Ordering::SeqCst);
+        if done < READERS * READS_EACH / 3 { Err(format!("only {done} reads done")) } else { Ok(()) }
+    })
+    .await;
+    books_a_process.kill().await; // SIGKILL
     let killed_at = Instant::now();
     let reads_at_kill = reads_done.load(Ordering::SeqCst);
 
     // Bring the replica back on its address while the load goes on.
-    let books_a_process = Process::start(dir.path(), "books-a-restarted", &serve("books-service"), &books_env(books_a));
-    wait_serving(books_a, BOOKS, &[&books_a_process]).await;
+    let books_a_process = start(dir.path(), "books-a-restarted", "books-service", &books_env(books_a));
+    wait_serving(books_a, BOOKS, &books_a_process).await;
     let restarted_serving = killed_at.elapsed();
     while readers.join_next().await.is_some() {}
     stop_writer.store(true, Ordering::SeqCst);

@@ -15,17 +15,13 @@ use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
 use bookstore_proto::books::v1::ListBooksRequest;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use bookstore_replicas::Replicas;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use bookstore_testing::grpc::with_token;
+use bookstore_testing::net::free_addr;
+use bookstore_testing::running::Running;
 
 const PASSWORD: &str = "correct horse battery";
 
-struct Replica {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-async fn start_auth(addr: SocketAddr, database: &str, signing: &PathBuf, verifying: &[PathBuf]) -> Replica {
+async fn start_auth(addr: SocketAddr, database: &str, signing: &PathBuf, verifying: &[PathBuf]) -> Running {
     let mut settings = auth_service::Settings::from_env().unwrap();
     settings.listen_addr = addr;
     settings.database_url = database.to_owned();
@@ -36,37 +32,24 @@ async fn start_auth(addr: SocketAddr, database: &str, signing: &PathBuf, verifyi
     // Four clients log in non-stop from one address: no per-client limit.
     settings.client_rate_per_minute = 0;
     let app = auth_service::App::build(&settings).await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    Replica { stop, task }
-}
-
-async fn stop(replica: Replica) {
-    let _ = replica.stop.send(());
-    replica.task.await.unwrap().unwrap();
+    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
 }
 
 /// Restarts the replicas one at a time with the next step's keys.
 async fn roll(
-    replicas: &mut [Option<Replica>; 2],
+    replicas: &mut [Option<Running>; 2],
     addrs: [SocketAddr; 2],
     database: &str,
     signing: &PathBuf,
     verifying: &[PathBuf],
 ) {
     for (replica, addr) in replicas.iter_mut().zip(addrs) {
-        if let Some(running) = replica.take() {
-            stop(running).await;
+        if let Some(mut running) = replica.take() {
+            running.stop().await;
         }
         *replica = Some(start_auth(addr, database, signing, verifying).await);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 fn key_file(dir: &tempfile::TempDir, name: &str) -> PathBuf {
@@ -92,10 +75,7 @@ async fn rolling_key_rotation_fails_no_request() {
     books_settings.jwks_refresh_secs = 1;
     let books = books_service::App::build(&books_settings).await.unwrap();
     let books_addr = books.local_addr();
-    let (stop_books, books_stopped) = oneshot::channel::<()>();
-    let books_task = tokio::spawn(books.run_until_stopped(async {
-        let _ = books_stopped.await;
-    }));
+    let mut books = Running::spawn(books_addr, |stopped| books.run_until_stopped(stopped));
 
     let auth = Replicas::new(
         &format!("http://{a},http://{b}"),
@@ -124,9 +104,7 @@ async fn rolling_key_rotation_fails_no_request() {
                     failures.fetch_add(1, Ordering::SeqCst);
                     continue;
                 };
-                let mut request = tonic::Request::new(ListBooksRequest::default());
-                let bearer = format!("Bearer {}", login.into_inner().access_token);
-                request.metadata_mut().insert("authorization", bearer.parse().unwrap());
+                let request = with_token(&login.into_inner().access_token, ListBooksRequest::default());
                 calls.fetch_add(1, Ordering::SeqCst);
                 if let Err(status) = books.list_books(request).await {
                     eprintln!("list failed: {status:?}");
@@ -155,9 +133,8 @@ async fn rolling_key_rotation_fails_no_request() {
     assert!(calls > 100, "the clients kept calling");
     assert_eq!(failures, 0);
 
-    for replica in replicas.into_iter().flatten() {
-        stop(replica).await;
+    for mut replica in replicas.into_iter().flatten() {
+        replica.stop().await;
     }
-    let _ = stop_books.send(());
-    books_task.await.unwrap().unwrap();
+    books.stop().await;
 }

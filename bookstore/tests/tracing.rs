@@ -7,25 +7,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns, too
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::routing::post;
 use bookstore_proto::prost::Message as _;
+use bookstore_testing::eventually;
+use bookstore_testing::net::free_addr;
+use bookstore_testing::processes::{Process, auth_service_env, books_service_env, wait_ready};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 /// A span as the collector received it.
 #[derive(Debug, Clone)]
@@ -83,37 +80,25 @@ async fn start_collector() -> (SocketAddr, Arc<Mutex<Vec<ReceivedSpan>>>) {
 }
 
 /// One service process with JSON logs and OTLP export; killed when dropped.
-struct Process {
-    _child: Child,
-    log: PathBuf,
+fn start(dir: &Path, command: &str, collector: SocketAddr, env: &[(&str, String)]) -> Process {
+    let mut env = env.to_vec();
+    env.extend([
+        ("RUST_LOG", "info".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
+        ("OTEL_SERVICE_NAME", command.to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ]);
+    Process::start(BIN, dir, command, &[command.to_owned()], &env)
 }
 
-impl Process {
-    fn start(dir: &Path, command: &str, collector: SocketAddr, env: &[(&str, String)]) -> Self {
-        let log = dir.join(format!("{command}.log"));
-        let child = Command::new(BIN)
-            .arg(command)
-            .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
-            .env("RUST_LOG", "info")
-            .env("LOG_FORMAT", "json")
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))
-            .env("OTEL_SERVICE_NAME", command)
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        Self { _child: child, log }
-    }
-
-    /// The JSON log lines so far.
-    fn log_lines(&self) -> Vec<serde_json::Value> {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        log.lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}")))
-            .collect()
-    }
+/// The JSON log lines of `process` so far.
+fn log_lines(process: &Process) -> Vec<serde_json::Value> {
+    process
+        .log()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}")))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,29 +109,19 @@ async fn a_traceparent_sent_to_the_gateway_continues_through_both_services() {
     let (auth, books, gateway) = (free_addr(), free_addr(), free_addr());
     let sqlite = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
     let processes = [
-        Process::start(
+        start(
             dir.path(),
             "auth-service",
             collector,
-            &[
-                ("AUTH_LISTEN_ADDR", auth.to_string()),
-                ("AUTH_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
-                ("AUTH_DATABASE_URL", sqlite("auth.db")),
-                ("AUTH_SIGNING_KEY_FILE", dir.path().join("key.pem").display().to_string()),
-            ],
+            &auth_service_env(auth, &sqlite("auth.db"), &dir.path().join("key.pem")),
         ),
-        Process::start(
+        start(
             dir.path(),
             "books-service",
             collector,
-            &[
-                ("BOOKS_LISTEN_ADDR", books.to_string()),
-                ("BOOKS_SERVICE_TOKEN", bookstore_testing::SERVICE_TOKEN.to_owned()),
-                ("BOOKS_DATABASE_URL", sqlite("books.db")),
-                ("BOOKS_AUTH_URL", format!("http://{auth}")),
-            ],
+            &books_service_env(books, &sqlite("books.db"), &format!("http://{auth}")),
         ),
-        Process::start(
+        start(
             dir.path(),
             "gateway",
             collector,
@@ -159,11 +134,7 @@ async fn a_traceparent_sent_to_the_gateway_continues_through_both_services() {
     ];
     let http = reqwest::Client::new();
     let base = format!("http://{gateway}");
-    let started = Instant::now();
-    while http.get(format!("{base}/readyz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
-        assert!(started.elapsed() < Duration::from_secs(60), "the stack never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&http, &base, Duration::from_secs(60), || "the stack".to_owned()).await;
     let credentials = serde_json::json!({"name": "traced", "password": "traced-password"});
     assert_eq!(http.post(format!("{base}/register")).json(&credentials).send().await.unwrap().status(), 201);
     let login = http.post(format!("{base}/login")).basic_auth("traced", Some("traced-password")).send().await;
@@ -182,19 +153,18 @@ async fn a_traceparent_sent_to_the_gateway_continues_through_both_services() {
 
     // Assert: the gateway's span continues the caller's; books-service's
     // request span is a child of the gateway's.
-    let started = Instant::now();
-    let (gateway_span, books_span) = loop {
+    let (gateway_span, books_span) = eventually(Duration::from_secs(30), || async {
         let spans: Vec<ReceivedSpan> =
             received.lock().unwrap().iter().filter(|s| s.trace_id == TRACE_ID).cloned().collect();
         let gateway_span = spans.iter().find(|span| span.service == "gateway" && span.name == "http").cloned();
         let books_span = spans.iter().find(|span| span.service == "books-service" && span.name == "grpc").cloned();
         if let (Some(gateway_span), Some(books_span)) = (gateway_span, books_span) {
-            break (gateway_span, books_span);
+            return Ok((gateway_span, books_span));
         }
         let all = received.lock().unwrap().clone();
-        assert!(started.elapsed() < Duration::from_secs(30), "spans of trace {TRACE_ID} missing; received {all:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        Err(format!("spans of trace {TRACE_ID} missing; received {all:#?}"))
+    })
+    .await;
     assert_eq!(gateway_span.parent_span_id, CALLER_SPAN_ID);
     assert_eq!(books_span.parent_span_id, gateway_span.span_id);
     // auth-service's spans of other requests are exported too, in other traces.
@@ -202,7 +172,7 @@ async fn a_traceparent_sent_to_the_gateway_continues_through_both_services() {
 
     // ... and the JSON log lines of that request carry its ids, in both processes.
     for process in [&processes[2], &processes[1]] {
-        let lines = process.log_lines();
+        let lines = log_lines(process);
         let finished = lines
             .iter()
             .find(|line| {
@@ -214,7 +184,7 @@ async fn a_traceparent_sent_to_the_gateway_continues_through_both_services() {
         let of_request = lines.iter().filter(|line| line["spans"][0]["request_id"] == "traced-request-1").count();
         assert!(of_request >= 1, "{lines:#?}");
     }
-    let auth_lines = processes[0].log_lines();
+    let auth_lines = log_lines(&processes[0]);
     let nested = auth_lines
         .iter()
         .find(|line| line["fields"]["message"] == "session started")

@@ -6,9 +6,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bookstore_replicas::Replicas;
+use bookstore_testing::eventually;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::pb::HealthCheckRequest;
@@ -87,12 +88,17 @@ async fn a_replica_that_comes_back_gets_calls_again() {
     }
 
     let (revived_calls, _stop_revived) = serve(TcpListener::bind(revived_addr).await.unwrap()).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while revived_calls.load(Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < deadline, "the revived replica never got a call");
-        check(&mut client).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(15), || {
+        let (mut client, revived_calls) = (client.clone(), &revived_calls);
+        async move {
+            if revived_calls.load(Ordering::SeqCst) > 0 {
+                return Ok(());
+            }
+            check(&mut client).await.unwrap();
+            Err("the revived replica never got a call")
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -116,11 +122,11 @@ async fn a_dns_name_is_spread_over_every_address_it_resolves_to() {
     )
     .unwrap();
     let resolved = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !replicas.endpoints().contains(&resolved) {
-        assert!(Instant::now() < deadline, "never resolved: {:?}", replicas.endpoints());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(10), || async {
+        let endpoints = replicas.endpoints();
+        if endpoints.contains(&resolved) { Ok(()) } else { Err(format!("never resolved: {endpoints:?}")) }
+    })
+    .await;
     let mut client = HealthClient::new(replicas);
     for _ in 0..6 {
         check(&mut client).await.unwrap();

@@ -5,9 +5,10 @@ use std::time::Duration;
 use auth_service::{App, Settings};
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::auth::v1::{LoginRequest, RegisterRequest};
+use bookstore_testing::grpc::channel;
+pub use bookstore_testing::grpc::with_token;
+use bookstore_testing::running::Running;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -15,8 +16,7 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct TestApp {
     pub dir: TempDir,
     pub client: AuthServiceClient<Channel>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    server: Running,
 }
 
 pub fn settings(dir: &TempDir) -> Settings {
@@ -45,27 +45,15 @@ pub async fn start(dir: TempDir) -> TestApp {
 /// Starts auth-service on `dir` with explicit settings.
 pub async fn start_with(dir: TempDir, settings: &Settings) -> TestApp {
     let app = App::build(settings).await.unwrap();
-    let addr = app.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .timeout(Duration::from_secs(30))
-        .connect_lazy();
-    TestApp { dir, client: AuthServiceClient::new(channel), stop: Some(stop), task: Some(task) }
+    let server = Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped));
+    let client = AuthServiceClient::new(channel(server.addr, Duration::from_secs(30)));
+    TestApp { dir, client, server }
 }
 
 impl TestApp {
     /// Stops the server gracefully and hands back its data directory.
     pub async fn stop(mut self) -> TempDir {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+        self.server.stop().await;
         self.dir
     }
 
@@ -93,11 +81,5 @@ impl TestApp {
 pub fn as_service<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert("x-service-token", bookstore_testing::SERVICE_TOKEN.parse().unwrap());
-    request
-}
-
-pub fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }

@@ -8,40 +8,14 @@ use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::auth::v1::{LoginRequest, LoginResponse, RegisterRequest};
 use bookstore_proto::books::v1::CreateBookRequest;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
+pub use bookstore_testing::grpc::with_token;
+pub use bookstore_testing::running::Running;
 use bookstore_tokens::{SigningKey, TokenPolicy, TokenSigner};
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 /// How often the test books-service polls the revocation feed.
 pub const REVOCATION_REFRESH_SECS: u64 = 1;
-
-/// A running service and the means to stop it.
-pub struct Running {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
-}
-
-impl Running {
-    /// Shuts the service down gracefully and waits until it has stopped.
-    pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
-    }
-}
-
-fn stop_pair() -> (oneshot::Sender<()>, impl Future<Output = ()>) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    (stop, async {
-        let _ = stopped.await;
-    })
-}
 
 pub struct TestApp {
     pub dir: TempDir,
@@ -69,10 +43,7 @@ pub fn auth_settings(dir: &TempDir, addr: SocketAddr) -> auth_service::Settings 
 
 pub async fn start_auth(settings: &auth_service::Settings) -> Running {
     let app = auth_service::App::build(settings).await.unwrap();
-    let addr = app.local_addr();
-    let (stop, stopped) = stop_pair();
-    let task = tokio::spawn(app.run_until_stopped(stopped));
-    Running { addr, stop: Some(stop), task: Some(task) }
+    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
 }
 
 pub async fn start_books(dir: &TempDir, auth_addr: SocketAddr) -> Running {
@@ -85,17 +56,12 @@ pub async fn start_books(dir: &TempDir, auth_addr: SocketAddr) -> Running {
     settings.jwks_min_refetch_secs = 0;
     settings.revocation_refresh_secs = REVOCATION_REFRESH_SECS;
     let app = books_service::App::build(&settings).await.unwrap();
-    let addr = app.local_addr();
-    let (stop, stopped) = stop_pair();
-    let task = tokio::spawn(app.run_until_stopped(stopped));
-    Running { addr, stop: Some(stop), task: Some(task) }
+    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
 }
 
+/// A lazy channel to a service under test; each call may take 30 s.
 pub fn channel(addr: SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .timeout(Duration::from_secs(30))
-        .connect_lazy()
+    bookstore_testing::grpc::channel(addr, Duration::from_secs(30))
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -153,11 +119,17 @@ pub fn default_policy() -> TokenPolicy {
     TokenPolicy { issuer: "bookstore-auth".into(), audience: "bookstore".into() }
 }
 
-/// A request carrying `authorization: Bearer <token>`.
-pub fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
+/// Waits until the store holds `count` books; fails the test after `bound`.
+pub async fn until_book_count_is(store: &dyn books_service::store::BookStore, count: i64, bound: Duration) {
+    bookstore_testing::eventually(bound, || async {
+        let books = store.count_books().await.unwrap();
+        if books == count {
+            Ok(())
+        } else {
+            Err(format!("{books} books, not {count}: the deleted user's books are still there"))
+        }
+    })
+    .await;
 }
 
 pub fn uuid_suffix() -> String {

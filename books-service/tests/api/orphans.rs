@@ -4,7 +4,7 @@
 //! auth-service cannot answer.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_service::store::SweepCutoffs;
 use auth_service::sweep::DELETED_USER_RETENTION;
@@ -18,7 +18,7 @@ use bookstore_replicas::Replicas;
 use bookstore_runtime::Transport;
 use bookstore_tokens::{CLOCK_SKEW_LEEWAY, ServiceToken};
 
-use crate::helpers::{PASSWORD, TestApp, auth_settings, spawn_app, start_books, with_token};
+use crate::helpers::{PASSWORD, TestApp, auth_settings, spawn_app, start_books, until_book_count_is, with_token};
 
 const BOUND: Duration = Duration::from_secs(10);
 
@@ -78,11 +78,7 @@ async fn a_books_replica_back_after_the_feed_forgot_a_deletion_still_deletes_the
 
     // Assert
     let store = books_store(&app).await;
-    let started = Instant::now();
-    while store.count_books().await.unwrap() != 1 {
-        assert!(started.elapsed() < BOUND, "the deleted user's books are still there");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_book_count_is(store.as_ref(), 1, BOUND).await;
     assert_eq!(store.list_owners("", 10).await.unwrap().len(), 1, "only the staying user's book is left");
     store.close().await;
     books.stop().await;

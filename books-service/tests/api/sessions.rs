@@ -9,7 +9,10 @@ use bookstore_proto::books::v1::ListBooksRequest;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use tonic::Code;
 
-use crate::helpers::{PASSWORD, REVOCATION_REFRESH_SECS, TestApp, channel, spawn_app, start_books, with_token};
+use crate::helpers::{
+    PASSWORD, REVOCATION_REFRESH_SECS, TestApp, channel, spawn_app, start_books, until_book_count_is, with_token,
+};
+use bookstore_testing::eventually;
 
 /// The longest a revocation may take to reach books-service: one refresh
 /// interval, plus slack for a slow machine.
@@ -24,13 +27,14 @@ async fn list(app: &TestApp, token: &str) -> Result<usize, tonic::Status> {
 /// it took. Fails the test after [`BOUND`].
 async fn until_refused(app: &TestApp, token: &str) -> (Duration, tonic::Status) {
     let started = Instant::now();
-    loop {
+    let status = eventually(BOUND, || async {
         match list(app, token).await {
-            Err(status) if status.code() == Code::Unauthenticated => return (started.elapsed(), status),
-            outcome => assert!(started.elapsed() < BOUND, "still {outcome:?} after {BOUND:?}"),
+            Err(status) if status.code() == Code::Unauthenticated => Ok(status),
+            outcome => Err(format!("still {outcome:?}")),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    (started.elapsed(), status)
 }
 
 #[tokio::test]
@@ -90,11 +94,7 @@ async fn a_deleted_users_tokens_are_refused_and_their_books_deleted() {
     assert!(status.message().contains("deleted"), "{}", status.message());
     let url = format!("sqlite://{}", app.dir.path().join("books.db").display());
     let store = books_service::store::connect(&url).await.unwrap();
-    let started = Instant::now();
-    while store.count_books().await.unwrap() != 1 {
-        assert!(started.elapsed() < BOUND, "the deleted user's books are still there");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_book_count_is(store.as_ref(), 1, BOUND).await;
     store.close().await;
     assert_eq!(list(&app, &survivor).await.unwrap(), 1);
 }

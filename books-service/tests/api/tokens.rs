@@ -9,6 +9,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use bookstore_testing::eventually;
+use bookstore_testing::tokens::tamper_signature;
+
 use crate::helpers::{auth_settings, channel, default_policy, spawn_app, start_auth, with_token};
 
 async fn list_with(
@@ -24,13 +27,6 @@ fn unix_now() -> u64 {
 
 /// Changes one character in the middle of the signature (not the last one,
 /// whose low bits may be base64 padding).
-fn tamper_signature(token: &str) -> String {
-    let (signed, signature) = token.rsplit_once('.').unwrap();
-    let mut chars: Vec<char> = signature.chars().collect();
-    let middle = chars.len() / 2;
-    chars[middle] = if chars[middle] == 'A' { 'B' } else { 'A' };
-    format!("{signed}.{}", chars.into_iter().collect::<String>())
-}
 
 #[tokio::test]
 async fn calls_without_a_valid_token_are_unauthenticated() {
@@ -131,17 +127,19 @@ async fn books_service_is_unavailable_not_unauthenticated_before_it_has_keys() {
 #[tokio::test]
 async fn health_reports_serving_once_the_signing_keys_are_loaded() {
     let app = spawn_app().await;
-    let mut health = HealthClient::new(channel(app.books.addr));
+    let health = HealthClient::new(channel(app.books.addr));
     for service in ["", "bookstore.books.v1.BooksService"] {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let response = health.check(HealthCheckRequest { service: service.into() }).await.unwrap();
-            if response.into_inner().status() == ServingStatus::Serving {
-                break;
+        eventually(Duration::from_secs(10), || {
+            let mut health = health.clone();
+            async move {
+                let response = health.check(HealthCheckRequest { service: service.into() }).await.unwrap();
+                if response.into_inner().status() == ServingStatus::Serving {
+                    return Ok(());
+                }
+                Err(format!("{service:?} never became SERVING"))
             }
-            assert!(std::time::Instant::now() < deadline, "{service:?} never became SERVING");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
     }
 }
 

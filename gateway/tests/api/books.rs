@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use bookstore_testing::tokens::tamper_signature;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -111,13 +112,6 @@ async fn book_routes_without_a_token_return_401_a_valid_token_is_missing() {
 
 /// Changes the character in the middle of the token's signature (never the
 /// last one, whose low bits may be base64 padding).
-fn tamper_signature(token: &str) -> String {
-    let (signed, signature) = token.rsplit_once('.').unwrap();
-    let mut signature: Vec<char> = signature.chars().collect();
-    let middle = signature.len() / 2;
-    signature[middle] = if signature[middle] == 'A' { 'B' } else { 'A' };
-    format!("{signed}.{}", signature.into_iter().collect::<String>())
-}
 
 #[tokio::test]
 async fn garbage_and_tampered_tokens_return_401_token_is_invalid() {

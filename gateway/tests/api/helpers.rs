@@ -1,53 +1,18 @@
 //! Starts real auth-service, books-service and gateway in-process, on
 //! ephemeral ports, with fresh SQLite databases in a temporary directory.
 
-use std::future::Future;
 use std::net::SocketAddr;
 
+pub use bookstore_testing::running::Running;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// A password every test user can have (auth-service wants at least 8 bytes).
 pub const PASSWORD: &str = "correct horse battery";
 
 /// How often the test books-service polls auth-service's revocation feed.
 pub const REVOCATION_REFRESH_SECS: u64 = 1;
-
-/// A running service and the means to stop it.
-pub struct Running {
-    pub addr: SocketAddr,
-    /// Where the service serves `/metrics`.
-    pub metrics: Option<SocketAddr>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
-}
-
-impl Running {
-    fn spawn<F>(addr: SocketAddr, run: impl FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> F) -> Self
-    where
-        F: Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run(Box::pin(async {
-            let _ = stopped.await;
-        })));
-        Self { addr, metrics: None, stop: Some(stop), task: Some(task) }
-    }
-
-    /// Shuts the service down gracefully and waits until it has stopped
-    /// (and so has closed its listener).
-    pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
-    }
-}
 
 pub struct TestApp {
     pub base_url: String,
@@ -123,7 +88,7 @@ pub async fn spawn_app_configured(
     gateway_settings.metrics_addr = Some(any_port);
     let app = gateway::App::build(&gateway_settings).await.unwrap();
     let metrics = app.metrics_addr();
-    let gateway = Running { metrics, ..Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped)) };
+    let gateway = Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped)).with_metrics(metrics);
 
     TestApp {
         base_url: format!("http://{}", gateway.addr),
@@ -140,13 +105,13 @@ pub async fn spawn_app_configured(
 async fn start_auth(settings: &auth_service::Settings) -> Running {
     let app = auth_service::App::build(settings).await.unwrap();
     let metrics = app.metrics_addr();
-    Running { metrics, ..Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped)) }
+    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped)).with_metrics(metrics)
 }
 
 async fn start_books(settings: &books_service::Settings) -> Running {
     let app = books_service::App::build(settings).await.unwrap();
     let metrics = app.metrics_addr();
-    Running { metrics, ..Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped)) }
+    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped)).with_metrics(metrics)
 }
 
 /// A book body with the tutorial's field names.

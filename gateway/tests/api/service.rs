@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use bookstore_testing::eventually;
+use bookstore_testing::processes::wait_ready;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -25,11 +27,7 @@ async fn readyz_is_200_while_both_upstreams_serve_and_503_once_books_service_sto
     // Arrange
     let mut app = spawn_app().await;
     // books-service is ready once it has the keys and the revocation list.
-    let started = Instant::now();
-    while app.http.get(app.url("/readyz")).send().await.unwrap().status() != StatusCode::OK {
-        assert!(started.elapsed() < Duration::from_secs(10), "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_ready(&app.http, &app.base_url, Duration::from_secs(10), String::new).await;
 
     // Act
     app.books.stop().await;
@@ -59,18 +57,16 @@ async fn an_unreachable_upstream_gives_503_json_and_the_gateway_recovers_after_a
 
     // Act: books-service comes back on the same address.
     app.restart_books().await;
-    let mut recovered = None;
-    for _ in 0..50 {
+    let books = eventually(Duration::from_secs(5), || async {
         let response = app.get("/books", &token).await;
-        if response.status() == StatusCode::OK {
-            recovered = Some(response.json::<serde_json::Value>().await.unwrap());
-            break;
+        if response.status() != StatusCode::OK {
+            return Err("the gateway did not recover");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok(response.json::<serde_json::Value>().await.unwrap())
+    })
+    .await;
 
     // Assert
-    let books = recovered.expect("the gateway did not recover within 5 seconds");
     assert_eq!(books["list_of_books"][0]["id"], id);
     let (status, _) = json_of(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
