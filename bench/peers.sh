@@ -15,7 +15,8 @@
 # per request (user + system time of the contestant's processes and their
 # children, from /proc, over the measured runs, divided by the requests).
 # Also h2load ListBooks (page of 20, -c16 -m8) against both Bookstore stacks.
-# Writes bench/results/peers.md and raw output in bench/results/raw/peers/.
+# Writes bench/results/peers.md, the chart docs/bench/peers.svg and raw output in
+# bench/results/raw/peers/.
 # Needs wrk, h2load, curl, python3, node/npm (Fastify), a Python for the others.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -146,9 +147,11 @@ for name in all-in-one three; do
   done
 done
 
-python3 - "$RAW" "$RUNS" "$(getconf CLK_TCK)" "${CONTESTANTS[@]}" >"$ROOT/bench/results/peers.md" <<'EOF'
+mkdir -p "$ROOT/docs/bench"
+python3 - "$RAW" "$RUNS" "$(getconf CLK_TCK)" "$ROOT/docs/bench/peers.svg" "${CONTESTANTS[@]}" \
+  >"$ROOT/bench/results/peers.md" <<'EOF'
 import re, statistics, subprocess, sys
-raw, runs, tck, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+raw, runs, tck, chart, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
 label = {
     "all-in-one": "Bookstore all-in-one (one process: gateway -> books-service in process -> SQLite)",
     "three": "Bookstore, three processes (gateway -> gRPC over TCP -> books-service -> SQLite)",
@@ -182,6 +185,25 @@ for name in names:
     ratio = f"{median / fastify:.2f}" if fastify else "-"
     print(f"| {label[name]} | {median:,.0f} | {ratio} | {lat.get('50', '-')} | {lat.get('99', '-')} | {cpu_us:,.0f} µs | {errors} |")
 print("\nEach round's req/s: " + "; ".join(f"{name} " + ", ".join(f"{v:,.0f}" for v in rows[name][4]) for name in names) + ".\n")
+# The chart: one bar per contestant, req/s, plain SVG (no plotting library).
+width, bar, gap, left = 760, 26, 10, 330
+top = max(rows[name][0] for name in names)
+svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{len(names) * (bar + gap) + 40}" '
+       'font-family="sans-serif" font-size="13">',
+       f'<text x="0" y="16" font-weight="bold">GET /books, req/s (wrk -t1 -c16, median of {runs} rounds; 2 cores)</text>']
+for index, name in enumerate(names):
+    y = 30 + index * (bar + gap)
+    length = (width - left - 90) * rows[name][0] / top
+    colour = "#d9534f" if name in ("fastify", "fastapi", "flask") else "#2c7fb8"
+    short = {"all-in-one": "Bookstore all-in-one", "three": "Bookstore, three processes", "before": "Bookstore all-in-one, before"}
+    text = short.get(name, label[name].split(" (")[0])
+    svg.append(f'<text x="{left - 8}" y="{y + bar * 0.7}" text-anchor="end">{text}</text>')
+    svg.append(f'<rect x="{left}" y="{y}" width="{length:.0f}" height="{bar}" fill="{colour}"/>')
+    svg.append(f'<text x="{left + length + 6:.0f}" y="{y + bar * 0.7}">{rows[name][0]:,.0f}</text>')
+svg.append("</svg>")
+with open(chart, "w") as out:
+    out.write("\n".join(svg) + "\n")
+print(f"![GET /books, req/s, side by side](docs/bench/peers.svg)\n")
 print("gRPC `ListBooks` (page of 20), h2load -c16 -m8, median of the rounds:\n")
 print("| stack | calls/s |")
 print("|---|---:|")
