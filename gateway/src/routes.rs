@@ -12,17 +12,9 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::app::AppState;
 use crate::error::ApiError;
 use crate::openapi;
-use crate::upstream::Upstreams;
-
-/// What the handlers share.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub upstreams: Upstreams,
-    /// Page size when a list request has no `limit`.
-    pub default_page_size: u32,
-}
 
 /// Every route, without middleware, plus `/openapi.json` and `/docs`.
 ///

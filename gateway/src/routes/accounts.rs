@@ -15,10 +15,10 @@ use bookstore_proto::auth::v1::{
 use serde::{Deserialize, Serialize};
 use tonic::Code;
 
-use super::{AppState, PageQuery, next_page};
+use super::{PageQuery, next_page};
+use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AppJson, AppQuery};
-use crate::upstream::{Authenticated, Call};
+use crate::extract::{AppJson, AppQuery, Authenticated, Call};
 
 /// The challenge sent with every failed login.
 const BASIC_CHALLENGE: &str = r#"Basic realm="login required""#;

@@ -14,10 +14,10 @@ use bookstore_proto::books::v1::{
 use serde::{Deserialize, Deserializer, Serialize};
 use tonic::Code;
 
-use super::{AppState, PageQuery, next_page};
+use super::{PageQuery, next_page};
+use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AppJson, AppQuery};
-use crate::upstream::Authenticated;
+use crate::extract::{AppJson, AppQuery, Authenticated};
 
 /// The tutorial's answer for a book that is missing or someone else's.
 const BOOK_DOES_NOT_EXIST: &str = "book does not exist";

@@ -9,11 +9,10 @@ use bookstore_proto::errors;
 use serde::Deserialize;
 use tonic::Code;
 
-use super::AppState;
 use super::accounts::{MessageBody, TokenBody};
+use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::AppJson;
-use crate::upstream::{Authenticated, Call};
+use crate::extract::{AppJson, Authenticated, Call};
 
 /// A refresh token to trade for a new token pair.
 #[derive(Deserialize, utoipa::ToSchema)]
