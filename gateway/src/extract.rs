@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequest, OptionalFromRequestParts, Request};
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequest, OptionalFromRequestParts, Request,
+};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,6 +20,9 @@ use tonic::metadata::AsciiMetadataValue;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+
+/// The 415 answer to a body that is not JSON.
+pub const NOT_JSON: &str = "expected a request with `Content-Type: application/json`";
 
 /// The metadata key carrying the client's address to auth-service.
 const FORWARDED_FOR: &str = "x-forwarded-for";
@@ -114,7 +119,6 @@ impl OptionalFromRequestParts<AppState> for Authenticated {
     }
 }
 
-
 /// A JSON request body, like [`axum::Json`] (same checks, same messages,
 /// `field: reason` paths), with two differences: rejections are
 /// [`ApiError`]s (a wrong field type is 400, not 422), and the body must be a
@@ -132,10 +136,7 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !has_json_content_type(request.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "expected a request with `Content-Type: application/json`",
-            ));
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, NOT_JSON));
         }
         let bytes = Bytes::from_request(request, state).await?;
         if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {

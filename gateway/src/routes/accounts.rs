@@ -59,8 +59,6 @@ pub struct MessageBody {
         (status = BAD_REQUEST, description = "Malformed JSON, a missing field or a wrong type, or a name or \
             password the rules refuse", body = ErrorBody, example = json!({"message": "name: must not be empty"})),
         (status = CONFLICT, description = "The name is taken", body = ErrorBody),
-        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
         (status = TOO_MANY_REQUESTS, description = "Too many attempts from this client (or, logging in, for this \
             name), or too many password checks in progress: retry after `Retry-After` seconds", body = ErrorBody),
     ),
@@ -205,8 +203,6 @@ impl From<User> for UserJson {
     responses(
         (status = OK, description = "A page of users", body = UsersBody),
         (status = BAD_REQUEST, description = "A bad `limit` or `page_token`", body = ErrorBody),
-        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
-            example = json!({"message": "a valid token is missing"})),
         (status = FORBIDDEN, description = "The caller is not an admin", body = ErrorBody,
             example = json!({"message": "listing users needs an admin"})),
     ),
