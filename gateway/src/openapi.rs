@@ -245,3 +245,67 @@ pub fn docs_router<S: Clone + Send + Sync + 'static>(openapi: OpenApi) -> Router
         .display_request_duration(true);
     SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi).config(config).into()
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem, PathsBuilder};
+    use utoipa::openapi::request_body::RequestBodyBuilder;
+
+    use super::*;
+
+    /// The answers `complete` gives a `POST /book`-like operation.
+    fn completed(operation: OperationBuilder) -> Operation {
+        let mut openapi = base();
+        openapi.paths = PathsBuilder::new().path("/book", PathItem::new(HttpMethod::Post, operation)).build();
+        let mut openapi = complete(openapi);
+        openapi.paths.paths.remove("/book").and_then(|item| item.post).unwrap()
+    }
+
+    fn description(operation: &Operation, status: &str) -> Option<String> {
+        match operation.responses.responses.get(status)? {
+            RefOr::T(response) => Some(response.description.clone()),
+            RefOr::Ref(_) => None,
+        }
+    }
+
+    fn body(required: Required) -> Option<utoipa::openapi::request_body::RequestBody> {
+        Some(RequestBodyBuilder::new().required(Some(required)).build())
+    }
+
+    #[test]
+    fn token_routes_get_401_and_json_body_routes_get_413_and_415() {
+        let operation = completed(
+            OperationBuilder::new()
+                .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
+                .security(SecurityRequirement::new(ACCESS_TOKENS_HEADER, Vec::<String>::new()))
+                .request_body(body(Required::True)),
+        );
+
+        assert_eq!(description(&operation, "401").as_deref(), Some("The token is missing or invalid"));
+        assert_eq!(description(&operation, "413").as_deref(), Some("The body is over `GATEWAY_MAX_BODY_BYTES`"));
+        assert_eq!(description(&operation, "415").as_deref(), Some("No `Content-Type: application/json`"));
+    }
+
+    #[test]
+    fn routes_without_a_token_or_a_body_get_neither() {
+        let basic = completed(OperationBuilder::new().security(SecurityRequirement::new(BASIC, Vec::<String>::new())));
+
+        for status in ["401", "413", "415"] {
+            assert_eq!(description(&basic, status), None, "{status}");
+        }
+    }
+
+    #[test]
+    fn an_operations_own_answer_wins_and_an_optional_body_has_its_own_415() {
+        let own_401 = ResponseBuilder::new().description("No token at all, or an invalid one").build();
+        let operation = completed(
+            OperationBuilder::new()
+                .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
+                .request_body(body(Required::False))
+                .response("401", own_401),
+        );
+
+        assert_eq!(description(&operation, "401").as_deref(), Some("No token at all, or an invalid one"));
+        assert_eq!(description(&operation, "415").as_deref(), Some("A body that is not `application/json`"));
+    }
+}

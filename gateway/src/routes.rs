@@ -8,7 +8,7 @@ mod sessions;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -51,6 +51,13 @@ async fn route_not_found(uri: Uri) -> ApiError {
 /// axum still adds the `Allow` header to this answer.
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} is not allowed on {}", uri.path()))
+}
+
+/// A success answered with a message only.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"message": "registered successfully"})))]
+pub struct MessageBody {
+    pub message: &'static str,
 }
 
 /// `?limit=&page_token=` of the list routes.

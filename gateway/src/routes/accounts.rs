@@ -15,7 +15,7 @@ use bookstore_proto::auth::v1::{
 use serde::{Deserialize, Serialize};
 use tonic::Code;
 
-use super::{PageQuery, next_page};
+use super::{MessageBody, PageQuery, next_page};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, AppQuery, Authenticated, Call};
@@ -40,12 +40,6 @@ pub struct RegisterBody {
     /// 8 to 1024 bytes.
     #[schema(min_length = 8)]
     password: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(examples(json!({"message": "registered successfully"})))]
-pub struct MessageBody {
-    pub message: &'static str,
 }
 
 /// Registers a user (never an admin).

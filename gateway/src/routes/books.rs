@@ -14,7 +14,7 @@ use bookstore_proto::books::v1::{
 use serde::{Deserialize, Deserializer, Serialize};
 use tonic::Code;
 
-use super::{PageQuery, next_page};
+use super::{MessageBody, PageQuery, next_page};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, AppQuery, Authenticated, Call};
@@ -315,12 +315,6 @@ async fn update(state: &AppState, call: &Call, request: UpdateBookRequest) -> Re
     Ok(Json(expect_book(response.map_err(book_error)?.into_inner().book)?))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(examples(json!({"message": "Book deleted"})))]
-pub struct DeletedBody {
-    message: &'static str,
-}
-
 /// Deletes one of the caller's books; its id is never reused.
 #[utoipa::path(
     delete,
@@ -329,7 +323,7 @@ pub struct DeletedBody {
     params(("book_id" = i64, Path, minimum = 1, description = "The book's id")),
     security(("bearer" = []), ("x-access-tokens" = [])),
     responses(
-        (status = OK, description = "Deleted", body = DeletedBody),
+        (status = OK, description = "Deleted", body = MessageBody, example = json!({"message": "Book deleted"})),
         (status = BAD_REQUEST, description = "The id is not a positive integer", body = ErrorBody),
         (status = NOT_FOUND, description = "No such book, or another user's", body = ErrorBody,
             example = json!({"message": "book does not exist"})),
@@ -339,9 +333,9 @@ pub async fn delete_book(
     State(state): State<AppState>,
     Authenticated(call): Authenticated,
     BookId(id): BookId,
-) -> Result<Json<DeletedBody>, ApiError> {
+) -> Result<Json<MessageBody>, ApiError> {
     state.upstreams.books.clone().delete_book(call.request(DeleteBookRequest { id })).await.map_err(book_error)?;
-    Ok(Json(DeletedBody { message: "Book deleted" }))
+    Ok(Json(MessageBody { message: "Book deleted" }))
 }
 
 #[cfg(test)]

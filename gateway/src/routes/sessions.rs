@@ -9,7 +9,8 @@ use bookstore_proto::errors;
 use serde::Deserialize;
 use tonic::Code;
 
-use super::accounts::{MessageBody, TokenBody};
+use super::MessageBody;
+use super::accounts::TokenBody;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, Authenticated, Call};
