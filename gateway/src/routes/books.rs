@@ -374,6 +374,25 @@ mod tests {
     }
 
     #[test]
+    fn a_patch_needs_a_field_and_a_put_sets_all_four() {
+        let empty: BookPatch = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty.into_request(1).unwrap_err().status, StatusCode::BAD_REQUEST);
+
+        let body: BookBody =
+            serde_json::from_str(r#"{"name":"n","Author":"a","Publisher":"p","book_prize":250}"#).unwrap();
+        let request = BookPatch::from(body).into_request(7).unwrap();
+
+        let expected = UpdateBookRequest {
+            id: 7,
+            name: Some("n".into()),
+            author: Some("a".into()),
+            publisher: Some("p".into()),
+            book_prize: Some(250),
+        };
+        assert_eq!(request, expected);
+    }
+
+    #[test]
     fn a_book_has_exactly_the_tutorials_keys() {
         let book = Book {
             id: 7,
