@@ -26,7 +26,7 @@ use tracing::Span;
 use crate::config::{CorsOrigins, Settings};
 use crate::error::ApiError;
 use crate::openapi::ACCESS_TOKENS_HEADER;
-use crate::routes::{self, AppState};
+use crate::routes;
 use crate::upstream::Upstreams;
 
 /// How much longer than one upstream deadline a whole request may take: a
@@ -36,6 +36,14 @@ const REQUEST_TIMEOUT_SLACK: Duration = Duration::from_secs(2);
 
 /// How long a browser may cache a preflight's answer.
 const CORS_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub upstreams: Upstreams,
+    /// Page size when a list request has no `limit`.
+    pub default_page_size: u32,
+}
 
 /// A ready gateway: routes built, upstream channels created (they connect
 /// on first use), listener bound, so it accepts connections as soon as

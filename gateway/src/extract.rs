@@ -1,14 +1,123 @@
-//! Extractors whose every rejection is an [`ApiError`], so that malformed
-//! requests get the same JSON error body as everything else.
+//! The handlers' extractors: [`Call`] and [`Authenticated`], the metadata
+//! of the upstream calls a request makes, and [`AppJson`] and [`AppQuery`],
+//! whose every rejection is an [`ApiError`], so that malformed requests get
+//! the same JSON error body as everything else.
+
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequest, OptionalFromRequestParts, Request,
+};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
+use bookstore_runtime::REQUEST_ID_HEADER;
 use serde::de::DeserializeOwned;
+use tonic::metadata::AsciiMetadataValue;
 
+use crate::app::AppState;
 use crate::error::ApiError;
+
+/// The 415 answer to a body that is not JSON.
+pub const NOT_JSON: &str = "expected a request with `Content-Type: application/json`";
+
+/// The metadata key carrying the client's address to auth-service.
+const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// What every upstream call of one HTTP request carries: the request id
+/// (so both services log it), the deadline and, on protected routes, the
+/// caller's token. Extracting it never fails.
+#[derive(Debug, Clone)]
+pub struct Call {
+    request_id: Option<AsciiMetadataValue>,
+    /// The HTTP client's address, sent as `x-forwarded-for` (auth-service
+    /// limits Register and Login per client, trusting it from the gateway).
+    /// An `X-Forwarded-For` the client sent is not passed on: the gateway
+    /// is the edge.
+    client: Option<AsciiMetadataValue>,
+    /// `traceparent` (and `tracestate`): the callee continues this trace.
+    trace_context: Vec<(&'static str, AsciiMetadataValue)>,
+    authorization: Option<AsciiMetadataValue>,
+    timeout: Duration,
+}
+
+impl Call {
+    /// A gRPC request for `message` with this call's metadata and deadline.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.timeout);
+        let metadata = request.metadata_mut();
+        if let Some(request_id) = &self.request_id {
+            metadata.insert(REQUEST_ID_HEADER, request_id.clone());
+        }
+        for (key, value) in &self.trace_context {
+            metadata.insert(*key, value.clone());
+        }
+        if let Some(authorization) = &self.authorization {
+            metadata.insert("authorization", authorization.clone());
+        }
+        if let Some(client) = &self.client {
+            metadata.insert(FORWARDED_FOR, client.clone());
+        }
+        request
+    }
+}
+
+impl FromRequestParts<AppState> for Call {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // SetRequestId has put one there if the client did not.
+        let request_id = parts
+            .headers
+            .get(REQUEST_ID_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| AsciiMetadataValue::try_from(value).ok());
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .and_then(|ConnectInfo(peer)| AsciiMetadataValue::try_from(peer.ip().to_string()).ok());
+        // Extractors run inside the request's span.
+        let trace_context = bookstore_runtime::telemetry::current_trace_headers()
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, AsciiMetadataValue::try_from(value).ok()?)))
+            .collect();
+        Ok(Self { request_id, client, trace_context, authorization: None, timeout: state.upstreams.timeout })
+    }
+}
+
+/// A [`Call`] for a protected route: it forwards the caller's token, taken
+/// from `Authorization: Bearer` or the tutorial's `x-access-tokens`, as
+/// `authorization: Bearer <token>`. Rejects with 401 "a valid token is
+/// missing" when there is none; whether the token is valid is for the
+/// upstream to say.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Call);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bookstore_tokens::token_from_headers(&parts.headers).map_err(|_| ApiError::token_missing())?;
+        // `token_from_headers` reads visible ASCII only, so this cannot fail.
+        let authorization =
+            AsciiMetadataValue::try_from(format!("Bearer {token}")).map_err(|_| ApiError::token_missing())?;
+        let Ok(call) = Call::from_request_parts(parts, state).await;
+        Ok(Self(Call { authorization: Some(authorization), ..call }))
+    }
+}
+
+/// `Option<Authenticated>`: `None` when the request carries no token.
+impl OptionalFromRequestParts<AppState> for Authenticated {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        Ok(<Self as FromRequestParts<AppState>>::from_request_parts(parts, state).await.ok())
+    }
+}
 
 /// A JSON request body, like [`axum::Json`] (same checks, same messages,
 /// `field: reason` paths), with two differences: rejections are
@@ -27,10 +136,7 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !has_json_content_type(request.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "expected a request with `Content-Type: application/json`",
-            ));
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, NOT_JSON));
         }
         let bytes = Bytes::from_request(request, state).await?;
         if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {

@@ -4,18 +4,25 @@
 //! Each handler documents itself with `#[utoipa::path]`, and `routes.rs`
 //! registers handlers only through `utoipa_axum::routes!`, which takes the
 //! path and method from that attribute: a route is served if and only if it
-//! is documented. What every upstream call may answer (500, 503, 504) is
-//! added here, in one place, rather than on each handler.
+//! is documented. What many routes share is added here, in one place, rather
+//! than on each handler: what every upstream call may answer (500, 503, 504),
+//! 401 on the routes that take a token, 413 and 415 on those that take a
+//! JSON body.
 
 use axum::Router;
 use axum::http::StatusCode;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi as _};
 use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::error::TOKEN_MISSING;
+use crate::extract::NOT_JSON;
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -94,12 +101,22 @@ pub fn base() -> OpenApi {
 }
 
 /// Adds what is common to many operations: the middleware's answers (every
-/// route), the upstream failures (every route that calls an upstream), the
-/// `Retry-After` of 429 and 503, and the `x-request-id` of every response.
+/// route), the upstream failures (every route that calls an upstream), 401
+/// (every route that takes a token), 413 and 415 (every route that takes a
+/// JSON body), the `Retry-After` of 429 and 503, and the `x-request-id` of
+/// every response. An operation's own description of a status wins.
 pub fn complete(mut openapi: OpenApi) -> OpenApi {
     for (path, item) in &mut openapi.paths.paths {
         let calls_upstream = !LOCAL_ROUTES.contains(&path.as_str());
         for operation in operations(item) {
+            if takes_token(operation) {
+                add_errors(operation, TOKEN_ERRORS);
+            }
+            match operation.request_body.as_ref().map(|body| body.required == Some(Required::True)) {
+                Some(true) => add_errors(operation, JSON_BODY_ERRORS),
+                Some(false) => add_errors(operation, OPTIONAL_JSON_BODY_ERRORS),
+                None => {}
+            }
             if calls_upstream {
                 add_errors(operation, UPSTREAM_FAILURES);
             }
@@ -109,6 +126,32 @@ pub fn complete(mut openapi: OpenApi) -> OpenApi {
     }
     openapi
 }
+
+/// Whether the operation takes an access token (`Authorization: Bearer`
+/// or `x-access-tokens`), as opposed to none or HTTP Basic.
+fn takes_token(operation: &Operation) -> bool {
+    let bearer = SecurityRequirement::new(BEARER, Vec::<String>::new());
+    operation.security.iter().flatten().any(|requirement| *requirement == bearer)
+}
+
+/// What `Authenticated` answers when the token is missing, and any upstream
+/// when it is invalid.
+const TOKEN_ERRORS: &[(StatusCode, &str, &str)] =
+    &[(StatusCode::UNAUTHORIZED, "The token is missing or invalid", TOKEN_MISSING)];
+
+/// What `AppJson` answers before the handler runs, for a required body.
+const JSON_BODY_ERRORS: &[(StatusCode, &str, &str)] =
+    &[BODY_TOO_LARGE, (StatusCode::UNSUPPORTED_MEDIA_TYPE, "No `Content-Type: application/json`", NOT_JSON)];
+
+/// The same for an optional body: a request with no `Content-Type` has none.
+const OPTIONAL_JSON_BODY_ERRORS: &[(StatusCode, &str, &str)] =
+    &[BODY_TOO_LARGE, (StatusCode::UNSUPPORTED_MEDIA_TYPE, "A body that is not `application/json`", NOT_JSON)];
+
+const BODY_TOO_LARGE: (StatusCode, &str, &str) = (
+    StatusCode::PAYLOAD_TOO_LARGE,
+    "The body is over `GATEWAY_MAX_BODY_BYTES`",
+    "Failed to buffer the request body: length limit exceeded",
+);
 
 /// What the gateway's middleware may answer on any route.
 const MIDDLEWARE_ERRORS: &[(StatusCode, &str, &str)] = &[
@@ -201,4 +244,68 @@ pub fn docs_router<S: Clone + Send + Sync + 'static>(openapi: OpenApi) -> Router
         .persist_authorization(false)
         .display_request_duration(true);
     SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi).config(config).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem, PathsBuilder};
+    use utoipa::openapi::request_body::RequestBodyBuilder;
+
+    use super::*;
+
+    /// The answers `complete` gives a `POST /book`-like operation.
+    fn completed(operation: OperationBuilder) -> Operation {
+        let mut openapi = base();
+        openapi.paths = PathsBuilder::new().path("/book", PathItem::new(HttpMethod::Post, operation)).build();
+        let mut openapi = complete(openapi);
+        openapi.paths.paths.remove("/book").and_then(|item| item.post).unwrap()
+    }
+
+    fn description(operation: &Operation, status: &str) -> Option<String> {
+        match operation.responses.responses.get(status)? {
+            RefOr::T(response) => Some(response.description.clone()),
+            RefOr::Ref(_) => None,
+        }
+    }
+
+    fn body(required: Required) -> Option<utoipa::openapi::request_body::RequestBody> {
+        Some(RequestBodyBuilder::new().required(Some(required)).build())
+    }
+
+    #[test]
+    fn token_routes_get_401_and_json_body_routes_get_413_and_415() {
+        let operation = completed(
+            OperationBuilder::new()
+                .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
+                .security(SecurityRequirement::new(ACCESS_TOKENS_HEADER, Vec::<String>::new()))
+                .request_body(body(Required::True)),
+        );
+
+        assert_eq!(description(&operation, "401").as_deref(), Some("The token is missing or invalid"));
+        assert_eq!(description(&operation, "413").as_deref(), Some("The body is over `GATEWAY_MAX_BODY_BYTES`"));
+        assert_eq!(description(&operation, "415").as_deref(), Some("No `Content-Type: application/json`"));
+    }
+
+    #[test]
+    fn routes_without_a_token_or_a_body_get_neither() {
+        let basic = completed(OperationBuilder::new().security(SecurityRequirement::new(BASIC, Vec::<String>::new())));
+
+        for status in ["401", "413", "415"] {
+            assert_eq!(description(&basic, status), None, "{status}");
+        }
+    }
+
+    #[test]
+    fn an_operations_own_answer_wins_and_an_optional_body_has_its_own_415() {
+        let own_401 = ResponseBuilder::new().description("No token at all, or an invalid one").build();
+        let operation = completed(
+            OperationBuilder::new()
+                .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
+                .request_body(body(Required::False))
+                .response("401", own_401),
+        );
+
+        assert_eq!(description(&operation, "401").as_deref(), Some("No token at all, or an invalid one"));
+        assert_eq!(description(&operation, "415").as_deref(), Some("A body that is not `application/json`"));
+    }
 }

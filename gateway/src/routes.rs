@@ -8,21 +8,13 @@ mod sessions;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::app::AppState;
 use crate::error::ApiError;
 use crate::openapi;
-use crate::upstream::Upstreams;
-
-/// What the handlers share.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub upstreams: Upstreams,
-    /// Page size when a list request has no `limit`.
-    pub default_page_size: u32,
-}
 
 /// Every route, without middleware, plus `/openapi.json` and `/docs`.
 ///
@@ -59,6 +51,13 @@ async fn route_not_found(uri: Uri) -> ApiError {
 /// axum still adds the `Allow` header to this answer.
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} is not allowed on {}", uri.path()))
+}
+
+/// A success answered with a message only.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"message": "registered successfully"})))]
+pub struct MessageBody {
+    pub message: &'static str,
 }
 
 /// `?limit=&page_token=` of the list routes.

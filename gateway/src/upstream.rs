@@ -1,29 +1,21 @@
 //! The gRPC side: clients of auth-service and books-service (lazily
 //! connected channels, or the services themselves when they run in this
-//! process), and the per-request metadata every upstream call carries
-//! (request id, caller's token, deadline).
+//! process) and their readiness. What each call carries (request id,
+//! caller's token, deadline) is the handlers' [`Call`](crate::extract::Call).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
-use axum::http::request::Parts;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use bookstore_replicas::Replicas;
-use bookstore_runtime::{REQUEST_ID_HEADER, Transport};
-use tonic::metadata::AsciiMetadataValue;
+use bookstore_runtime::Transport;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::config::Settings;
-use crate::error::ApiError;
-use crate::routes::AppState;
 
-/// The metadata key carrying the client's address to auth-service.
-const FORWARDED_FOR: &str = "x-forwarded-for";
 /// How long connecting to an upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `/readyz` waits for an upstream's health check.
@@ -66,13 +58,17 @@ impl Upstreams {
     }
 
     /// The upstreams that do not report SERVING within a second, each with
-    /// why; empty when both do.
-    pub async fn not_ready(&self, call: &Call) -> Vec<(&'static str, String)> {
+    /// why; empty when both do. `request` wraps each health check with the
+    /// HTTP request's metadata (its id and trace context).
+    pub async fn not_ready(
+        &self,
+        request: impl Fn(HealthCheckRequest) -> tonic::Request<HealthCheckRequest>,
+    ) -> Vec<(&'static str, String)> {
         use bookstore_proto::auth::v1::auth_service_server::SERVICE_NAME as AUTH;
         use bookstore_proto::books::v1::books_service_server::SERVICE_NAME as BOOKS;
         let (auth, books) = tokio::join!(
-            check_serving(self.auth_health.clone(), call, AUTH),
-            check_serving(self.books_health.clone(), call, BOOKS),
+            check_serving(self.auth_health.clone(), request(HealthCheckRequest { service: AUTH.to_owned() })),
+            check_serving(self.books_health.clone(), request(HealthCheckRequest { service: BOOKS.to_owned() })),
         );
         [("auth-service", auth), ("books-service", books)]
             .into_iter()
@@ -97,8 +93,10 @@ fn replicas(urls: &str) -> anyhow::Result<Replicas> {
     )
 }
 
-async fn check_serving(mut client: HealthClient<Transport>, call: &Call, service: &str) -> Result<(), String> {
-    let mut request = call.request(HealthCheckRequest { service: service.to_owned() });
+async fn check_serving(
+    mut client: HealthClient<Transport>,
+    mut request: tonic::Request<HealthCheckRequest>,
+) -> Result<(), String> {
     request.set_timeout(HEALTH_CHECK_TIMEOUT);
     // The deadline starts once a connection is ready; bound the connecting too.
     let response = tokio::time::timeout(HEALTH_CHECK_TIMEOUT, client.check(request))
@@ -108,97 +106,5 @@ async fn check_serving(mut client: HealthClient<Transport>, call: &Call, service
     match response.into_inner().status() {
         ServingStatus::Serving => Ok(()),
         other => Err(format!("status {}", other.as_str_name())),
-    }
-}
-
-/// What every upstream call of one HTTP request carries: the request id
-/// (so both services log it), the deadline and, on protected routes, the
-/// caller's token. Extracting it never fails.
-#[derive(Debug, Clone)]
-pub struct Call {
-    request_id: Option<AsciiMetadataValue>,
-    /// The HTTP client's address, sent as `x-forwarded-for` (auth-service
-    /// limits Register and Login per client, trusting it from the gateway).
-    /// An `X-Forwarded-For` the client sent is not passed on: the gateway
-    /// is the edge.
-    client: Option<AsciiMetadataValue>,
-    /// `traceparent` (and `tracestate`): the callee continues this trace.
-    trace_context: Vec<(&'static str, AsciiMetadataValue)>,
-    authorization: Option<AsciiMetadataValue>,
-    timeout: Duration,
-}
-
-impl Call {
-    /// A gRPC request for `message` with this call's metadata and deadline.
-    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request.set_timeout(self.timeout);
-        let metadata = request.metadata_mut();
-        if let Some(request_id) = &self.request_id {
-            metadata.insert(REQUEST_ID_HEADER, request_id.clone());
-        }
-        for (key, value) in &self.trace_context {
-            metadata.insert(*key, value.clone());
-        }
-        if let Some(authorization) = &self.authorization {
-            metadata.insert("authorization", authorization.clone());
-        }
-        if let Some(client) = &self.client {
-            metadata.insert(FORWARDED_FOR, client.clone());
-        }
-        request
-    }
-}
-
-impl FromRequestParts<AppState> for Call {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        // SetRequestId has put one there if the client did not.
-        let request_id = parts
-            .headers
-            .get(REQUEST_ID_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| AsciiMetadataValue::try_from(value).ok());
-        let client = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .and_then(|ConnectInfo(peer)| AsciiMetadataValue::try_from(peer.ip().to_string()).ok());
-        // Extractors run inside the request's span.
-        let trace_context = bookstore_runtime::telemetry::current_trace_headers()
-            .into_iter()
-            .filter_map(|(key, value)| Some((key, AsciiMetadataValue::try_from(value).ok()?)))
-            .collect();
-        Ok(Self { request_id, client, trace_context, authorization: None, timeout: state.upstreams.timeout })
-    }
-}
-
-/// A [`Call`] for a protected route: it forwards the caller's token, taken
-/// from `Authorization: Bearer` or the tutorial's `x-access-tokens`, as
-/// `authorization: Bearer <token>`. Rejects with 401 "a valid token is
-/// missing" when there is none; whether the token is valid is for the
-/// upstream to say.
-#[derive(Debug, Clone)]
-pub struct Authenticated(pub Call);
-
-impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bookstore_tokens::token_from_headers(&parts.headers).map_err(|_| ApiError::token_missing())?;
-        // `token_from_headers` reads visible ASCII only, so this cannot fail.
-        let authorization =
-            AsciiMetadataValue::try_from(format!("Bearer {token}")).map_err(|_| ApiError::token_missing())?;
-        let Ok(call) = Call::from_request_parts(parts, state).await;
-        Ok(Self(Call { authorization: Some(authorization), ..call }))
-    }
-}
-
-/// `Option<Authenticated>`: `None` when the request carries no token.
-impl OptionalFromRequestParts<AppState> for Authenticated {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
-        Ok(<Self as FromRequestParts<AppState>>::from_request_parts(parts, state).await.ok())
     }
 }

@@ -15,10 +15,10 @@ use bookstore_proto::auth::v1::{
 use serde::{Deserialize, Serialize};
 use tonic::Code;
 
-use super::{AppState, PageQuery, next_page};
+use super::{MessageBody, PageQuery, next_page};
+use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AppJson, AppQuery};
-use crate::upstream::{Authenticated, Call};
+use crate::extract::{AppJson, AppQuery, Authenticated, Call};
 
 /// The challenge sent with every failed login.
 const BASIC_CHALLENGE: &str = r#"Basic realm="login required""#;
@@ -42,12 +42,6 @@ pub struct RegisterBody {
     password: String,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(examples(json!({"message": "registered successfully"})))]
-pub struct MessageBody {
-    pub message: &'static str,
-}
-
 /// Registers a user (never an admin).
 #[utoipa::path(
     post,
@@ -59,8 +53,6 @@ pub struct MessageBody {
         (status = BAD_REQUEST, description = "Malformed JSON, a missing field or a wrong type, or a name or \
             password the rules refuse", body = ErrorBody, example = json!({"message": "name: must not be empty"})),
         (status = CONFLICT, description = "The name is taken", body = ErrorBody),
-        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
         (status = TOO_MANY_REQUESTS, description = "Too many attempts from this client (or, logging in, for this \
             name), or too many password checks in progress: retry after `Retry-After` seconds", body = ErrorBody),
     ),
@@ -205,8 +197,6 @@ impl From<User> for UserJson {
     responses(
         (status = OK, description = "A page of users", body = UsersBody),
         (status = BAD_REQUEST, description = "A bad `limit` or `page_token`", body = ErrorBody),
-        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
-            example = json!({"message": "a valid token is missing"})),
         (status = FORBIDDEN, description = "The caller is not an admin", body = ErrorBody,
             example = json!({"message": "listing users needs an admin"})),
     ),

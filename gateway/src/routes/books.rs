@@ -14,10 +14,10 @@ use bookstore_proto::books::v1::{
 use serde::{Deserialize, Deserializer, Serialize};
 use tonic::Code;
 
-use super::{AppState, PageQuery, next_page};
+use super::{MessageBody, PageQuery, next_page};
+use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AppJson, AppQuery};
-use crate::upstream::Authenticated;
+use crate::extract::{AppJson, AppQuery, Authenticated, Call};
 
 /// The tutorial's answer for a book that is missing or someone else's.
 const BOOK_DOES_NOT_EXIST: &str = "book does not exist";
@@ -86,6 +86,31 @@ pub struct BookPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = i64, minimum = 0)]
     book_prize: Option<i64>,
+}
+
+impl BookPatch {
+    /// The UpdateBook request of book `id`: 400 unless some field is set.
+    fn into_request(self, id: i64) -> Result<UpdateBookRequest, ApiError> {
+        let Self { name, author, publisher, book_prize } = self;
+        if name.is_none() && author.is_none() && publisher.is_none() && book_prize.is_none() {
+            return Err(ApiError::bad_request(
+                "no fields to update: send at least one of name, Author, Publisher, book_prize",
+            ));
+        }
+        Ok(UpdateBookRequest { id, name, author, publisher, book_prize })
+    }
+}
+
+/// `PUT` is a `PATCH` of all four fields.
+impl From<BookBody> for BookPatch {
+    fn from(book: BookBody) -> Self {
+        Self {
+            name: Some(book.name),
+            author: Some(book.author),
+            publisher: Some(book.publisher),
+            book_prize: Some(book.book_prize),
+        }
+    }
 }
 
 /// A field that is there must hold a value: `null` is refused like any
@@ -157,10 +182,6 @@ pub struct CreatedBody {
             headers(("location" = String, description = "`/books/{id}` of the new book"))),
         (status = BAD_REQUEST, description = "Malformed JSON, a missing field, a wrong type, or a value books-service \
             refuses", body = ErrorBody, example = json!({"message": "book_prize: must be an integer >= 0"})),
-        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
-            example = json!({"message": "token is invalid", "detail": "token has expired"})),
-        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
     ),
 )]
 pub async fn create_book(
@@ -199,8 +220,6 @@ pub struct BookListBody {
     responses(
         (status = OK, description = "A page of the caller's books", body = BookListBody),
         (status = BAD_REQUEST, description = "A bad `limit` or `page_token`", body = ErrorBody),
-        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
-            example = json!({"message": "token is invalid", "detail": "token has expired"})),
     ),
 )]
 pub async fn list_books(
@@ -227,8 +246,6 @@ pub async fn list_books(
     responses(
         (status = OK, description = "The book", body = BookJson),
         (status = BAD_REQUEST, description = "The id is not a positive integer", body = ErrorBody),
-        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
-            example = json!({"message": "token is invalid", "detail": "token has expired"})),
         (status = NOT_FOUND, description = "No such book, or another user's", body = ErrorBody,
             example = json!({"message": "book does not exist"})),
     ),
@@ -254,12 +271,8 @@ pub async fn get_book(
         (status = OK, description = "The updated book", body = BookJson),
         (status = BAD_REQUEST, description = "Malformed JSON, a missing field, a wrong type, or a value books-service \
             refuses", body = ErrorBody, example = json!({"message": "book_prize: must be an integer >= 0"})),
-        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
-            example = json!({"message": "token is invalid", "detail": "token has expired"})),
         (status = NOT_FOUND, description = "No such book, or another user's", body = ErrorBody,
             example = json!({"message": "book does not exist"})),
-        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
     ),
 )]
 pub async fn replace_book(
@@ -268,15 +281,7 @@ pub async fn replace_book(
     BookId(id): BookId,
     AppJson(body): AppJson<BookBody>,
 ) -> Result<Json<BookJson>, ApiError> {
-    let request = UpdateBookRequest {
-        id,
-        name: Some(body.name),
-        author: Some(body.author),
-        publisher: Some(body.publisher),
-        book_prize: Some(body.book_prize),
-    };
-    let response = state.upstreams.books.clone().update_book(call.request(request)).await;
-    Ok(Json(expect_book(response.map_err(book_error)?.into_inner().book)?))
+    update(&state, &call, BookPatch::from(body).into_request(id)?).await
 }
 
 /// Updates one of the caller's books: `PATCH` takes any of the four fields, at least one.
@@ -291,12 +296,8 @@ pub async fn replace_book(
         (status = OK, description = "The updated book", body = BookJson),
         (status = BAD_REQUEST, description = "Malformed JSON, a missing field, a wrong type, or a value books-service \
             refuses", body = ErrorBody, example = json!({"message": "book_prize: must be an integer >= 0"})),
-        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
-            example = json!({"message": "token is invalid", "detail": "token has expired"})),
         (status = NOT_FOUND, description = "No such book, or another user's", body = ErrorBody,
             example = json!({"message": "book does not exist"})),
-        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
     ),
 )]
 pub async fn update_book(
@@ -305,21 +306,13 @@ pub async fn update_book(
     BookId(id): BookId,
     AppJson(patch): AppJson<BookPatch>,
 ) -> Result<Json<BookJson>, ApiError> {
-    let BookPatch { name, author, publisher, book_prize } = patch;
-    if name.is_none() && author.is_none() && publisher.is_none() && book_prize.is_none() {
-        return Err(ApiError::bad_request(
-            "no fields to update: send at least one of name, Author, Publisher, book_prize",
-        ));
-    }
-    let request = UpdateBookRequest { id, name, author, publisher, book_prize };
-    let response = state.upstreams.books.clone().update_book(call.request(request)).await;
-    Ok(Json(expect_book(response.map_err(book_error)?.into_inner().book)?))
+    update(&state, &call, patch.into_request(id)?).await
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(examples(json!({"message": "Book deleted"})))]
-pub struct DeletedBody {
-    message: &'static str,
+/// `PUT` and `PATCH` alike: UpdateBook with the fields to change.
+async fn update(state: &AppState, call: &Call, request: UpdateBookRequest) -> Result<Json<BookJson>, ApiError> {
+    let response = state.upstreams.books.clone().update_book(call.request(request)).await;
+    Ok(Json(expect_book(response.map_err(book_error)?.into_inner().book)?))
 }
 
 /// Deletes one of the caller's books; its id is never reused.
@@ -330,10 +323,8 @@ pub struct DeletedBody {
     params(("book_id" = i64, Path, minimum = 1, description = "The book's id")),
     security(("bearer" = []), ("x-access-tokens" = [])),
     responses(
-        (status = OK, description = "Deleted", body = DeletedBody),
+        (status = OK, description = "Deleted", body = MessageBody, example = json!({"message": "Book deleted"})),
         (status = BAD_REQUEST, description = "The id is not a positive integer", body = ErrorBody),
-        (status = UNAUTHORIZED, description = "The token is missing or invalid", body = ErrorBody,
-            example = json!({"message": "token is invalid", "detail": "token has expired"})),
         (status = NOT_FOUND, description = "No such book, or another user's", body = ErrorBody,
             example = json!({"message": "book does not exist"})),
     ),
@@ -342,9 +333,9 @@ pub async fn delete_book(
     State(state): State<AppState>,
     Authenticated(call): Authenticated,
     BookId(id): BookId,
-) -> Result<Json<DeletedBody>, ApiError> {
+) -> Result<Json<MessageBody>, ApiError> {
     state.upstreams.books.clone().delete_book(call.request(DeleteBookRequest { id })).await.map_err(book_error)?;
-    Ok(Json(DeletedBody { message: "Book deleted" }))
+    Ok(Json(MessageBody { message: "Book deleted" }))
 }
 
 #[cfg(test)]
@@ -380,6 +371,25 @@ mod tests {
         assert_eq!((patch.name, patch.book_prize), (None, Some(3)));
         assert!(serde_json::from_str::<BookPatch>(r#"{"name":null}"#).is_err());
         assert!(serde_json::from_str::<BookPatch>(r#"{"book_prize":null}"#).is_err());
+    }
+
+    #[test]
+    fn a_patch_needs_a_field_and_a_put_sets_all_four() {
+        let empty: BookPatch = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty.into_request(1).unwrap_err().status, StatusCode::BAD_REQUEST);
+
+        let body: BookBody =
+            serde_json::from_str(r#"{"name":"n","Author":"a","Publisher":"p","book_prize":250}"#).unwrap();
+        let request = BookPatch::from(body).into_request(7).unwrap();
+
+        let expected = UpdateBookRequest {
+            id: 7,
+            name: Some("n".into()),
+            author: Some("a".into()),
+            publisher: Some("p".into()),
+            book_prize: Some(250),
+        };
+        assert_eq!(request, expected);
     }
 
     #[test]

@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use super::AppState;
+use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::upstream::Call;
+use crate::extract::Call;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(examples(json!({"status": "ok"})))]
@@ -43,7 +43,7 @@ pub async fn healthz() -> Json<StatusBody> {
     ),
 )]
 pub async fn readyz(State(state): State<AppState>, call: Call) -> Result<Json<StatusBody>, ApiError> {
-    let not_ready = state.upstreams.not_ready(&call).await;
+    let not_ready = state.upstreams.not_ready(|check| call.request(check)).await;
     if not_ready.is_empty() {
         return Ok(Json(StatusBody { status: "ok" }));
     }

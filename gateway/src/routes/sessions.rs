@@ -9,11 +9,11 @@ use bookstore_proto::errors;
 use serde::Deserialize;
 use tonic::Code;
 
-use super::AppState;
-use super::accounts::{MessageBody, TokenBody};
+use super::MessageBody;
+use super::accounts::TokenBody;
+use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::AppJson;
-use crate::upstream::{Authenticated, Call};
+use crate::extract::{AppJson, Authenticated, Call};
 
 /// A refresh token to trade for a new token pair.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -37,8 +37,6 @@ pub struct RefreshBody {
         (status = BAD_REQUEST, description = "Malformed JSON, or a missing or empty `refresh_token`", body = ErrorBody),
         (status = UNAUTHORIZED, description = "An unknown, expired or spent refresh token", body = ErrorBody,
             example = json!({"message": "refresh_token: is not valid"})),
-        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
     ),
 )]
 pub async fn refresh(
@@ -76,8 +74,6 @@ pub struct LogoutBody {
         (status = BAD_REQUEST, description = "A malformed JSON body", body = ErrorBody),
         (status = UNAUTHORIZED, description = "No token at all, or an invalid one", body = ErrorBody,
             example = json!({"message": "a valid token is missing"})),
-        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "A body that is not `application/json`", body = ErrorBody),
     ),
 )]
 pub async fn logout(
@@ -121,8 +117,6 @@ pub struct ChangePasswordBody {
             body = ErrorBody, example = json!({"message": "new_password: must be at least 8 bytes"})),
         (status = UNAUTHORIZED, description = "The token is missing or invalid, or the current password is wrong",
             body = ErrorBody, example = json!({"message": "current_password: is wrong"})),
-        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
     ),
 )]
 pub async fn change_password(
@@ -156,8 +150,6 @@ pub struct DeleteAccountBody {
         (status = BAD_REQUEST, description = "Malformed JSON or a missing `password`", body = ErrorBody),
         (status = UNAUTHORIZED, description = "The token is missing or invalid, or the password is wrong",
             body = ErrorBody, example = json!({"message": "password: is wrong"})),
-        (status = PAYLOAD_TOO_LARGE, description = "The body is over `GATEWAY_MAX_BODY_BYTES`", body = ErrorBody),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "No `Content-Type: application/json`", body = ErrorBody),
     ),
 )]
 pub async fn delete_account(
