@@ -100,9 +100,13 @@ async fn rolling_key_rotation_fails_no_request() {
             while !done.load(Ordering::SeqCst) {
                 let login = auth.login(LoginRequest { name: "rotor".into(), password: PASSWORD.into() }).await;
                 calls.fetch_add(1, Ordering::SeqCst);
-                let Ok(login) = login else {
-                    failures.fetch_add(1, Ordering::SeqCst);
-                    continue;
+                let login = match login {
+                    Ok(login) => login,
+                    Err(status) => {
+                        eprintln!("login failed: {status:?}");
+                        failures.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
                 };
                 let request = with_token(&login.into_inner().access_token, ListBooksRequest::default());
                 calls.fetch_add(1, Ordering::SeqCst);

@@ -8,8 +8,9 @@
 //!
 //! Retries never repeat a write that may have happened:
 //! - a call whose connection could not be made (refused, unreachable, connect
-//!   timeout) never reached the replica, so any call is retried on the next
-//!   one;
+//!   timeout), or that was still queued when its connection closed (a replica
+//!   shutting down), never reached the replica, so any call is retried on
+//!   the next one;
 //! - a call that failed at the transport level after it was sent (the
 //!   replica died mid-call) is retried only when its method is idempotent,
 //!   as told by the predicate given to [`Replicas::new`].
@@ -261,13 +262,18 @@ impl Replica {
 }
 
 /// Whether the call surely never reached the replica: tonic failed to
-/// establish the connection (refused, unreachable, connect timeout). An I/O
-/// error on a connection that was already open does not count: the replica
-/// may have received, even committed, the call.
+/// establish the connection (refused, unreachable, connect timeout), or the
+/// call was still queued for a connection that closed before sending it
+/// (hyper's "canceled": a replica shutting down gracefully closes its
+/// connections). An I/O error on a connection the call was sent on does not
+/// count: the replica may have received, even committed, the call.
 fn never_reached(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(error) = source {
         if error.is::<tonic::ConnectError>() {
+            return true;
+        }
+        if error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_canceled) {
             return true;
         }
         source = error.source();
