@@ -19,6 +19,7 @@
 #      100, first and deep pages over gRPC and REST;
 #   7. the Flask original under gunicorn (../shared/peers/flask-seed), wrk
 #      GET /books with the same settings;
+#   8. GET /books beside the Fastify, FastAPI and Flask peers (bench/peers.sh);
 # then writes bench/results/*.json(l) and raw tool output, and renders
 # bench/results/tables.md and docs/bench/*.svg (bench/report.py, matplotlib in
 # a venv under ${TMPDIR:-/tmp}).
@@ -26,7 +27,7 @@
 # BENCH_WARMUP (default 1), BENCH_CONCURRENCY (default "1 4 16 64"),
 # BENCH_ROUNDS (rounds of the targets' comparisons, default 3),
 # BENCH_PROFILE (default release), FLASK_SEED (default ../shared/peers/flask-seed, or /work/shared/peers/flask-seed),
-# BENCH_SKIP_FLASK=1. Service variables (AUTH_*, BOOKS_*, GATEWAY_*, e.g.
+# BENCH_SKIP_FLASK=1, BENCH_SKIP_PEERS=1. Service variables (AUTH_*, BOOKS_*, GATEWAY_*, e.g.
 # BOOKS_TOKEN_CACHE_CAPACITY) are passed on to the stack.
 # Needs wrk, h2load, sqlite3, python3, taskset. Ports 15000-15080.
 set -euo pipefail
@@ -338,6 +339,13 @@ fi
 
 # Tables and charts.
 log "report"
+# 8. GET /books beside the peers (Fastify, FastAPI, Flask), each alone in
+# turn, in rounds: BENCHMARKS.md's first table (bench/peers.sh).
+if [ "${BENCH_SKIP_PEERS:-0}" != 1 ]; then
+  log "GET /books beside the peers"
+  bench/peers.sh "$ROUNDS" "$DUR"
+fi
+
 python3 - "$(($(date +%s) - STARTED))" >"$RESULTS/runtime.json" <<'EOF'
 import json, sys
 print(json.dumps({"seconds": int(sys.argv[1])}))
