@@ -64,6 +64,9 @@ pub fn standard_routes(service: &str) -> Result<(Routes, HealthReporter), tonic_
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(bookstore_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // The error details (google.rpc.BadRequest, ErrorInfo), so that
+            // grpcurl and other reflection clients print them decoded.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .with_service_name(service)
             .with_service_name("grpc.health.v1.Health")
     };
