@@ -8,9 +8,9 @@
 //!
 //! Retries never repeat a write that may have happened:
 //! - a call whose connection could not be made (refused, unreachable, connect
-//!   timeout), or that was still queued when its connection closed (a replica
-//!   shutting down), never reached the replica, so any call is retried on
-//!   the next one;
+//!   timeout), or that was still queued when its connection closed, or whose
+//!   stream the replica's GOAWAY refused (a replica shutting down), never
+//!   reached the replica, so any call is retried on the next one;
 //! - a call that failed at the transport level after it was sent (the
 //!   replica died mid-call) is retried only when its method is idempotent,
 //!   as told by the predicate given to [`Replicas::new`].
@@ -262,11 +262,14 @@ impl Replica {
 }
 
 /// Whether the call surely never reached the replica: tonic failed to
-/// establish the connection (refused, unreachable, connect timeout), or the
+/// establish the connection (refused, unreachable, connect timeout); or the
 /// call was still queued for a connection that closed before sending it
-/// (hyper's "canceled": a replica shutting down gracefully closes its
-/// connections). An I/O error on a connection the call was sent on does not
-/// count: the replica may have received, even committed, the call.
+/// (hyper's "canceled"); or the replica's GOAWAY refused its stream (h2
+/// fails with the GOAWAY only the streams above its last processed id, and
+/// those opened after it: RFC 9113 6.8 says these were not processed). A
+/// replica shutting down gracefully does the last two. An I/O error on a
+/// connection the call was sent on does not count: the replica may have
+/// received, even committed, the call.
 fn never_reached(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(error) = source {
@@ -274,6 +277,9 @@ fn never_reached(error: &(dyn std::error::Error + 'static)) -> bool {
             return true;
         }
         if error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_canceled) {
+            return true;
+        }
+        if error.downcast_ref::<h2::Error>().is_some_and(|error| error.is_go_away() && error.is_remote()) {
             return true;
         }
         source = error.source();
