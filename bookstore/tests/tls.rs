@@ -281,7 +281,6 @@ async fn services_serve_tls_to_curl_and_grpcurl_and_call_each_other_over_it() {
         assert!(text(&listed).contains("bookstore.books.v1.BooksService"), "{}", text(&listed));
         let plaintext = grpcurl(&["-plaintext", &auth, "list"]);
         assert!(!plaintext.status.success(), "{}", text(&plaintext));
-        assert!(text(&plaintext).contains("this port serves gRPC over TLS only"), "{}", text(&plaintext));
         let wrong_ca = grpcurl(&["-cacert", other.join("ca.pem").to_str().unwrap(), &auth, "list"]);
         assert!(text(&wrong_ca).contains("certificate signed by unknown authority"), "{}", text(&wrong_ca));
 
@@ -483,4 +482,60 @@ async fn certificates_of_all_three_rotate_under_load_with_no_failed_call() {
     // The services still call each other (with their new client
     // certificates on new connections): a new user's journey works.
     assert!(!stack.register_and_log_in("after-rotation").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_all_in_one_with_tls_dir_serves_tls_everywhere_and_picks_up_new_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    generate_dev_certs(&certs);
+    let (gateway, auth, books, metrics) = (free_addr(), free_addr(), free_addr(), free_addr());
+    let args: Vec<String> = [
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+        "--tls-dir",
+        certs.to_str().unwrap(),
+        "--gateway-addr",
+        &gateway.to_string(),
+        "--auth-addr",
+        &auth.to_string(),
+        "--books-addr",
+        &books.to_string(),
+        "--gateway-metrics-addr",
+        &metrics.to_string(),
+        "--auth-metrics-addr",
+        "127.0.0.1:0",
+        "--books-metrics-addr",
+        "127.0.0.1:0",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let process = Process::start(BIN, dir.path(), "bookstore", &args, &[]);
+    let ca = certs.join("ca.pem").display().to_string();
+    let readyz = format!("https://localhost:{}/readyz", gateway.port());
+    eventually(Duration::from_secs(30), || async {
+        let probe = bookstore(&["probe", "--cacert", &ca, &readyz]);
+        if probe.status.success() { Ok(()) } else { Err(format!("{}\n{}", text(&probe), process.log_tail())) }
+    })
+    .await;
+    // Every listener: HTTPS, gRPC over TLS, metrics over HTTPS.
+    for (target, service) in [(auth, "bookstore.auth.v1.AuthService"), (books, "bookstore.books.v1.BooksService")] {
+        let probe = bookstore(&["probe", "--cacert", &ca, &format!("grpcs://localhost:{}/{service}", target.port())]);
+        assert!(probe.status.success(), "{}", text(&probe));
+        let plaintext = bookstore(&["probe", &format!("grpc://127.0.0.1:{}/{service}", target.port())]);
+        assert!(!plaintext.status.success(), "{}", text(&plaintext));
+    }
+    let scraped = curl(&["--cacert", &ca, &format!("https://localhost:{}/metrics", metrics.port())]);
+    assert!(text(&scraped).contains("# HELP"), "{}", text(&scraped));
+
+    // New certificates are served without a signal: the files are watched.
+    let client = ClientTls::load(&ClientFiles { ca: certs.join("ca.pem"), identity: None }, &[b"http/1.1"]).unwrap();
+    let before = served_certificate(&client, gateway.port()).await;
+    generate_dev_certs(&certs);
+    let expected = certificate_in(&certs.join("gateway.pem"));
+    assert_ne!(before, expected);
+    eventually(Duration::from_secs(10), || async {
+        if served_certificate(&client, gateway.port()).await == expected { Ok(()) } else { Err(process.log_tail()) }
+    })
+    .await;
 }
