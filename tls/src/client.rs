@@ -75,20 +75,16 @@ impl ClientTls {
         if let Some((cert, key)) = &files.identity {
             paths.extend([cert.clone(), key.clone()]);
         }
-        let paths_for_build = paths.clone();
+        let files = files.clone();
+        // `contents`: the CA bundle, then the certificate and key if any.
         let config = Reloading::start("client certificate", Files(paths), move |contents| {
-            let roots = parse_roots(&paths_for_build[0], &contents[0])?;
             let builder = ClientConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()?
-                .with_root_certificates(roots);
-            let mut config = match contents.get(1..3) {
-                Some([cert, key]) => {
-                    let certs = parse_certs(&paths_for_build[1], cert)?;
-                    let key = parse_key(&paths_for_build[2], key)?;
-                    builder.with_client_auth_cert(certs, key).with_context(|| {
-                        format!("{} does not go with {}", paths_for_build[2].display(), paths_for_build[1].display())
-                    })?
-                }
+                .with_root_certificates(parse_roots(&files.ca, &contents[0])?);
+            let mut config = match (&files.identity, contents.get(1..3)) {
+                (Some((cert_path, key_path)), Some([cert, key])) => builder
+                    .with_client_auth_cert(parse_certs(cert_path, cert)?, parse_key(key_path, key)?)
+                    .with_context(|| format!("{} does not go with {}", key_path.display(), cert_path.display()))?,
                 _ => builder.with_no_client_auth(),
             };
             config.alpn_protocols.clone_from(&alpn);

@@ -92,3 +92,71 @@ impl Files {
         self.0.iter().map(|path| read(path)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::dev::{DevCa, Leaf};
+    use super::*;
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn service_certificates_name_their_service_and_others_none() {
+        let ca = DevCa::generate("test CA").unwrap();
+        let books = ca.issue(&Leaf::service("books-service", &[])).unwrap();
+        assert_eq!(service_identity(&der(&books.cert_pem)), Some("books-service"));
+        let developer = ca.issue(&Leaf::client("developer")).unwrap();
+        assert_eq!(service_identity(&der(&developer.cert_pem)), None);
+        let mut impostor = Leaf::service("books-service", &[]);
+        impostor.service = Some("billing-service".to_owned());
+        assert_eq!(service_identity(&der(&ca.issue(&impostor).unwrap().cert_pem)), None, "not one of ours");
+        assert_eq!(service_identity(&CertificateDer::from(vec![0x30, 0x00])), None, "not a certificate");
+    }
+
+    #[test]
+    fn half_a_configuration_is_refused_with_the_variable_to_set() {
+        let path = PathBuf::from("x.pem");
+        let refused =
+            |cert, key, ca, auth| ServerFiles::from_settings("AUTH", cert, key, ca, auth).unwrap_err().to_string();
+        assert_eq!(refused(Some(&path), None, None, ClientAuth::Optional), "AUTH_TLS_CERT needs AUTH_TLS_KEY");
+        assert_eq!(refused(None, Some(&path), None, ClientAuth::Optional), "AUTH_TLS_KEY needs AUTH_TLS_CERT");
+        assert!(refused(None, None, Some(&path), ClientAuth::Optional).starts_with("AUTH_TLS_CLIENT_CA needs"));
+        assert!(refused(None, None, None, ClientAuth::Required).starts_with("AUTH_TLS_CLIENT_AUTH=required needs"));
+        assert!(ServerFiles::from_settings("AUTH", None, None, None, ClientAuth::Optional).unwrap().is_none());
+        let client = ClientFiles::from_settings(["CA", "CERT", "KEY"], None, Some(&path), Some(&path));
+        assert_eq!(client.unwrap_err().to_string(), "a client certificate (CERT) needs CA");
+    }
+
+    #[tokio::test]
+    async fn files_that_do_not_load_keep_the_current_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        dev::write_dev_certs(dir.path()).unwrap();
+        let files = ServerFiles {
+            cert: dir.path().join("gateway.pem"),
+            key: dir.path().join("gateway-key.pem"),
+            client_ca: None,
+            client_auth: ClientAuth::Optional,
+        };
+        let tls = ServerTls::load(&files, ALPN_HTTP).unwrap();
+        let served = |tls: &ServerTls| tls.config.current();
+        let before = served(&tls);
+        // Another service's key: does not go with the certificate.
+        std::fs::copy(dir.path().join("auth-service-key.pem"), &files.key).unwrap();
+        tls.config.check();
+        assert!(Arc::ptr_eq(&before, &served(&tls)), "a mismatched key must not be taken");
+        // The matching key arrives: taken.
+        dev::write_dev_certs(dir.path()).unwrap();
+        tls.config.check();
+        assert!(!Arc::ptr_eq(&before, &served(&tls)));
+        // A missing file keeps what is served.
+        let current = served(&tls);
+        std::fs::remove_file(&files.cert).unwrap();
+        tls.config.check();
+        assert!(Arc::ptr_eq(&current, &served(&tls)));
+        assert!(ServerTls::load(&files, ALPN_HTTP).is_err(), "but a start without it fails");
+    }
+}

@@ -41,7 +41,7 @@ impl<T: Send + Sync + 'static> Reloading<T> {
     }
 
     /// Reads the files and, if they changed, builds from them.
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         let contents = match self.files.read() {
             Ok(contents) => contents,
             Err(error) => {

@@ -88,7 +88,7 @@ impl ServerFiles {
 /// share it.
 #[derive(Clone)]
 pub struct ServerTls {
-    config: Arc<Reloading<ServerConfig>>,
+    pub(crate) config: Arc<Reloading<ServerConfig>>,
     verifies_clients: bool,
 }
 
@@ -109,32 +109,31 @@ impl ServerTls {
         let mut paths = vec![files.cert.clone(), files.key.clone()];
         paths.extend(files.client_ca.clone());
         let alpn: Vec<Vec<u8>> = alpn.iter().map(|protocol| protocol.to_vec()).collect();
-        let client_auth = files.client_auth;
-        let paths_for_build = paths.clone();
+        let verifies_clients = files.client_ca.is_some();
+        let files = files.clone();
+        // `contents`: the certificate, the key, then the client CA if any.
         let config = Reloading::start("server certificate", Files(paths), move |contents| {
-            let [cert, key, rest @ ..] = contents else { unreachable!("the certificate and key are always read") };
-            let certs = parse_certs(&paths_for_build[0], cert)?;
-            let key = parse_key(&paths_for_build[1], key)?;
+            let certs = parse_certs(&files.cert, &contents[0])?;
+            let key = parse_key(&files.key, &contents[1])?;
             let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
-            let builder = match rest.first() {
-                Some(ca) => {
-                    let roots = parse_roots(&paths_for_build[2], ca)?;
-                    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
-                    let verifier = match client_auth {
+            let builder = match (&files.client_ca, contents.get(2)) {
+                (Some(path), Some(ca)) => {
+                    let verifier = WebPkiClientVerifier::builder_with_provider(parse_roots(path, ca)?, provider());
+                    let verifier = match files.client_auth {
                         ClientAuth::Optional => verifier.allow_unauthenticated(),
                         ClientAuth::Required => verifier,
                     };
                     builder.with_client_cert_verifier(verifier.build().context("the client CA bundle")?)
                 }
-                None => builder.with_no_client_auth(),
+                _ => builder.with_no_client_auth(),
             };
-            let mut config = builder.with_single_cert(certs, key).with_context(|| {
-                format!("{} does not go with {}", paths_for_build[1].display(), paths_for_build[0].display())
-            })?;
+            let mut config = builder
+                .with_single_cert(certs, key)
+                .with_context(|| format!("{} does not go with {}", files.key.display(), files.cert.display()))?;
             config.alpn_protocols.clone_from(&alpn);
             Ok(config)
         })?;
-        Ok(Self { config, verifies_clients: files.client_ca.is_some() })
+        Ok(Self { config, verifies_clients })
     }
 
     /// Whether client certificates are verified (a client CA is configured),
