@@ -110,7 +110,7 @@ impl Source {
     fn initial_url(&self, tls: bool) -> String {
         match self {
             Self::Url(url) => url.clone(),
-            Self::Dns { host, port } => address_url(host, *port, tls),
+            Self::Dns { host, port } => address_url(&format!("{host}:{port}"), tls),
         }
     }
 
@@ -124,9 +124,10 @@ impl Source {
     }
 }
 
-fn address_url(host: impl std::fmt::Display, port: u16, tls: bool) -> String {
+/// `authority` is `HOST:PORT` (a `SocketAddr` prints so, IPv6 in brackets).
+fn address_url(authority: &str, tls: bool) -> String {
     let scheme = if tls { "https" } else { "http" };
-    format!("{scheme}://{host}:{port}")
+    format!("{scheme}://{authority}")
 }
 
 struct Replica {
@@ -234,7 +235,7 @@ async fn resolve_periodically(inner: Weak<Inner>) {
                 Source::Dns { host, port } => match tokio::net::lookup_host((host.as_str(), *port)).await {
                     Ok(addrs) => {
                         let before = urls.len();
-                        urls.extend(addrs.map(|addr| (address_url(addr, addr.port(), tls), source)));
+                        urls.extend(addrs.map(|addr| (address_url(&addr.to_string(), tls), source)));
                         if urls.len() == before {
                             urls.push((source.initial_url(tls), source));
                         }
