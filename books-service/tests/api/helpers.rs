@@ -78,6 +78,14 @@ pub async fn spawn_app() -> TestApp {
     }
 }
 
+/// An app with one registered user (a unique name from `prefix`); their
+/// access token.
+pub async fn spawn_app_with_user(prefix: &str) -> (TestApp, String) {
+    let app = spawn_app().await;
+    let token = app.user_token(prefix).await;
+    (app, token)
+}
+
 impl TestApp {
     /// Registers a user (a unique name from `prefix`) and logs in.
     pub async fn user_token(&self, prefix: &str) -> String {

@@ -40,6 +40,13 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// An app with one registered user `name`; their token.
+pub async fn spawn_app_with_user(name: &str) -> (TestApp, String) {
+    let app = spawn_app().await;
+    let token = app.new_user(name).await;
+    (app, token)
+}
+
 /// The whole stack; `configure` may change the gateway's settings (its
 /// upstream URLs are set before, its listen address after).
 pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Settings)) -> TestApp {
@@ -182,6 +189,11 @@ impl TestApp {
         let (status, body) = json_of(self.create_book(token, &book(name, "Some Author")).await).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_i64().unwrap()
+    }
+
+    /// Creates a book and returns its path, `/books/{id}`.
+    pub async fn new_book_path(&self, token: &str, name: &str) -> String {
+        format!("/books/{}", self.new_book(token, name).await)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
