@@ -18,6 +18,7 @@ use tonic_health::ServingStatus;
 use tower::Layer as _;
 
 use crate::config::Settings;
+use crate::deleted_users::DeletedUserBooks;
 use crate::grpc::BooksGrpc;
 use crate::interceptor::RequireTokenLayer;
 use crate::jwks::JwksCache;
@@ -79,7 +80,7 @@ impl App {
             Duration::from_secs(settings.jwks_min_refetch_secs),
             settings.token_cache_capacity,
         );
-        let revocations = RevocationList::new(auth.clone(), &service_token, store.clone());
+        let revocations = RevocationList::new(auth.clone(), &service_token, DeletedUserBooks::new(store.clone()));
         let orphans = (settings.orphan_sweep_interval_secs > 0).then(|| {
             let reconciler = OrphanReconciler::new(auth, &service_token, store.clone());
             (reconciler, Duration::from_secs(settings.orphan_sweep_interval_secs))
