@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use bookstore_proto::{UnixMicros, pagination};
 use bookstore_runtime::Metrics;
-use bookstore_runtime::metrics::TokenFailures;
-use bookstore_tokens::{PublicJwk, TokenSigner, TokenVerifier};
+use bookstore_tokens::{PublicJwk, TokenFailures, TokenSigner, TokenVerifier};
 
 use crate::domain::{Password, UserName};
 use crate::error::{Error, Result};
@@ -74,7 +73,7 @@ impl Accounts {
     /// database pool in `metrics`.
     pub fn register_metrics(&self, metrics: &Metrics) {
         self.hasher.register_metrics(metrics);
-        self.token_failures.register(metrics);
+        metrics.register(TokenFailures::NAME, TokenFailures::HELP, self.token_failures.clone());
         let store = Arc::clone(&self.store);
         metrics.register_pool(move || store.pool_usage());
     }

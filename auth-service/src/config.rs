@@ -194,7 +194,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen_addr", &self.listen_addr)
             .field("metrics_addr", &self.metrics_addr)
-            .field("database_url", &bookstore_runtime::redact_password(&self.database_url))
+            .field("database_url", &bookstore_database::redact_password(&self.database_url))
             .field("signing_key_file", &self.signing_key_file)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
             .field("verification_key_files", &self.verification_key_files)

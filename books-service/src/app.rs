@@ -11,7 +11,7 @@ use bookstore_proto::books::v1::books_service_server::{BooksServiceServer, SERVI
 use bookstore_replicas::Replicas;
 use bookstore_runtime::metrics::SweptRows;
 use bookstore_runtime::{HealthReporter, Metrics, ServiceLayers, Transport};
-use bookstore_tokens::TokenPolicy;
+use bookstore_tokens::{TokenFailures, TokenPolicy};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
@@ -107,7 +107,7 @@ impl App {
         };
         let metrics = Metrics::new();
         let layers = ServiceLayers::new(limits, &metrics);
-        background.keys.failures().register(&metrics);
+        metrics.register(TokenFailures::NAME, TokenFailures::HELP, background.keys.failures().clone());
         let pool = store.clone();
         metrics.register_pool(move || pool.pool_usage());
         let swept = SweptRows::default();

@@ -127,7 +127,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen_addr", &self.listen_addr)
             .field("metrics_addr", &self.metrics_addr)
-            .field("database_url", &bookstore_runtime::redact_password(&self.database_url))
+            .field("database_url", &bookstore_database::redact_password(&self.database_url))
             .field("auth_url", &self.auth_url)
             .field("service_token_file", &self.service_token_file)
             .field("service_token", &self.service_token.as_ref().map(|_| "<redacted>"))

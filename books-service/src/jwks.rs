@@ -15,8 +15,7 @@ use bookstore_proto::UnixMicros;
 use bookstore_proto::auth::v1::GetJwksRequest;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_runtime::Transport;
-use bookstore_runtime::metrics::TokenFailures;
-use bookstore_tokens::{CLOCK_SKEW_LEEWAY, Claims, PublicJwk, TokenError, TokenPolicy, TokenVerifier};
+use bookstore_tokens::{CLOCK_SKEW_LEEWAY, Claims, PublicJwk, TokenError, TokenFailures, TokenPolicy, TokenVerifier};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};

@@ -194,7 +194,7 @@ async fn copy_database(url: &str, to: &Path) -> anyhow::Result<i64> {
     let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
         anyhow::bail!(
             "{} is not a SQLite database: back PostgreSQL up with pg_dump (docs/operations.md, \"Backup and restore\")",
-            bookstore_runtime::redact_password(url)
+            bookstore_database::redact_password(url)
         );
     };
     let path = path.split('?').next().unwrap_or(path);

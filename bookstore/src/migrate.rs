@@ -50,5 +50,5 @@ pub async fn migrate_book_database(url: &str) -> anyhow::Result<()> {
 }
 
 fn redact(url: &str) -> String {
-    bookstore_runtime::redact_password(url)
+    bookstore_database::redact_password(url)
 }

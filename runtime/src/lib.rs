@@ -4,7 +4,6 @@
 //! listener, and shutdown on SIGINT/SIGTERM.
 
 mod access_log;
-pub mod database;
 mod in_process;
 mod limits;
 pub mod metrics;
@@ -135,28 +134,4 @@ pub const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
 pub fn settings_from_env<T: clap::Args + clap::FromArgMatches>(bin: &'static str) -> Result<T, clap::Error> {
     let matches = T::augment_args(clap::Command::new(bin)).try_get_matches_from([bin])?;
     T::from_arg_matches(&matches)
-}
-
-/// A database URL fit for logs: `postgres://user:secret@host/db` becomes
-/// `postgres://user:***@host/db`.
-#[must_use]
-pub fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    match rest.rsplit_once('@') {
-        Some((credentials, host)) if credentials.contains(':') => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_passwords_are_redacted() {
-        assert_eq!(super::redact_password("postgres://u:p@ss@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(super::redact_password("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(super::redact_password("sqlite://data/auth.db"), "sqlite://data/auth.db");
-    }
 }

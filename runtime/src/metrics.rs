@@ -278,30 +278,6 @@ impl HttpMetrics {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabel {
-    reason: &'static str,
-}
-
-/// `token_verification_failures_total` by reason (`missing`, `malformed`,
-/// `expired`, `bad_signature`, `unknown_key`, `wrong_algorithm`, `invalid`,
-/// `keys_unavailable`). Counts from creation; [`TokenFailures::register`]
-/// exposes them.
-#[derive(Debug, Clone, Default)]
-pub struct TokenFailures {
-    failures: Family<ReasonLabel, Counter>,
-}
-
-impl TokenFailures {
-    pub fn register(&self, metrics: &Metrics) {
-        metrics.register("token_verification_failures", "Tokens refused, by reason", self.failures.clone());
-    }
-
-    pub fn record(&self, reason: &'static str) {
-        self.failures.get_or_create(&ReasonLabel { reason }).inc();
-    }
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TableLabel {
     table: &'static str,
 }

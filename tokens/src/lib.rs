@@ -20,8 +20,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod failures;
 mod service;
 
+pub use failures::TokenFailures;
 pub use service::{SERVICE_TOKEN_METADATA, ServiceToken, ServiceTokenError};
 
 /// How far a verifier tolerates clock skew between issuer and verifier.

@@ -25,7 +25,7 @@ const READERS: usize = 4;
 /// How long a call waits for a free connection before the store answers
 /// Unavailable: sqlx's pool default, which the sqlx-based store had.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
-/// As `bookstore_runtime::database::open_sqlite`: a write through another
+/// As `bookstore_database::open_sqlite`: a write through another
 /// connection to the file (another process's, say) is waited for instead of
 /// failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,7 +47,7 @@ impl SqliteBookStore {
         let path = database_path(url)?;
         // sqlx's pool creates the file and its directory and runs the
         // migrations, exactly as before; it is closed before rusqlite opens.
-        let pool = bookstore_runtime::database::open_sqlite(url).await?;
+        let pool = bookstore_database::open_sqlite(url).await?;
         let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
         pool.close().await;
         migrated.context("cannot migrate the book database")?;
