@@ -1,10 +1,10 @@
 //! books-service settings, from flags or environment variables.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bookstore_runtime::ServerLimits;
+use bookstore_runtime::{ServerLimits, at_least_one_second};
 
 /// How to run books-service. Every flag has a `BOOKS_*` environment variable.
 #[derive(Clone, clap::Args)]
@@ -64,7 +64,7 @@ pub struct Settings {
         long,
         env = "BOOKS_REQUEST_TIMEOUT_SECS",
         default_value_t = ServerLimits::DEFAULT.request_timeout.as_secs(),
-        value_parser = clap::value_parser!(u64).range(1..),
+        value_parser = at_least_one_second(),
     )]
     pub request_timeout_secs: u64,
 
@@ -95,6 +95,19 @@ impl Settings {
     /// The defaults, with any `BOOKS_*` environment variables applied.
     pub fn from_env() -> Result<Self, clap::Error> {
         bookstore_runtime::settings_from_env("books-service")
+    }
+
+    /// How the tests start a books-service: the defaults (with any `BOOKS_*`
+    /// variables), a free port on 127.0.0.1, the SQLite database `books.db`
+    /// in `dir`, and auth-service at `auth_url`, called with `service_token`.
+    #[doc(hidden)]
+    pub fn for_tests(dir: &Path, auth_url: String, service_token: &str) -> Result<Self, clap::Error> {
+        let mut settings = Self::from_env()?;
+        settings.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings.database_url = format!("sqlite://{}", dir.join("books.db").display());
+        settings.auth_url = auth_url;
+        settings.service_token = Some(service_token.to_owned());
+        Ok(settings)
     }
 
     /// The gRPC server's limits.

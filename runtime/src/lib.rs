@@ -135,3 +135,9 @@ pub fn settings_from_env<T: clap::Args + clap::FromArgMatches>(bin: &'static str
     let matches = T::augment_args(clap::Command::new(bin)).try_get_matches_from([bin])?;
     T::from_arg_matches(&matches)
 }
+
+/// The `value_parser` of a setting in whole seconds that must be at least one.
+#[must_use]
+pub fn at_least_one_second() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
+}

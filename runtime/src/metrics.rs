@@ -193,18 +193,20 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_5, 2.0, 17))
 }
 
-/// A request counter and a latency histogram by the same labels: the pair
-/// behind [`GrpcMetrics`] and [`HttpMetrics`].
+/// A request counter and a latency histogram by the same labels `L`:
+/// `{name}_requests_total` and `{name}_request_duration_seconds`. The
+/// services' [`GrpcMetrics`], and the gateway's HTTP requests.
 #[derive(Debug, Clone)]
-struct RequestSeries<L> {
+pub struct RequestMetrics<L> {
     requests: Family<L, Counter>,
     durations: Family<L, Histogram, fn() -> Histogram>,
 }
 
-impl<L: EncodeLabelSet + Clone + Hash + Eq + std::fmt::Debug + Send + Sync + 'static> RequestSeries<L> {
-    /// Creates `{name}_requests_total` and `{name}_request_duration_seconds`
-    /// and registers them with `metrics`.
-    fn new(metrics: &Metrics, name: &str, what: &str) -> Self {
+impl<L: EncodeLabelSet + Clone + Hash + Eq + std::fmt::Debug + Send + Sync + 'static> RequestMetrics<L> {
+    /// Creates the series and registers them with `metrics`; `what` names
+    /// the requests in the help texts.
+    #[must_use]
+    pub fn new(metrics: &Metrics, name: &str, what: &str) -> Self {
         let this = Self {
             requests: Family::default(),
             durations: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
@@ -218,7 +220,8 @@ impl<L: EncodeLabelSet + Clone + Hash + Eq + std::fmt::Debug + Send + Sync + 'st
         this
     }
 
-    fn record(&self, labels: &L, latency: Duration) {
+    /// Records one answered request.
+    pub fn record(&self, labels: &L, latency: Duration) {
         self.requests.get_or_create(labels).inc();
         self.durations.get_or_create(labels).observe(latency.as_secs_f64());
     }
@@ -234,13 +237,13 @@ struct GrpcLabels {
 /// `grpc_server_requests_total` and `grpc_server_request_duration_seconds`
 /// by service, method and gRPC status code; recorded by the access log layer.
 #[derive(Debug, Clone)]
-pub struct GrpcMetrics(RequestSeries<GrpcLabels>);
+pub struct GrpcMetrics(RequestMetrics<GrpcLabels>);
 
 impl GrpcMetrics {
     /// Creates the series and registers them with `metrics`.
     #[must_use]
     pub fn new(metrics: &Metrics) -> Self {
-        Self(RequestSeries::new(metrics, "grpc_server", "gRPC"))
+        Self(RequestMetrics::new(metrics, "grpc_server", "gRPC"))
     }
 
     /// Records one answered request; `path` is `/package.Service/Method`.
@@ -248,32 +251,6 @@ impl GrpcMetrics {
         let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or(("", path));
         let labels = GrpcLabels { service: service.to_owned(), method: method.to_owned(), code: format!("{code:?}") };
         self.0.record(&labels, latency);
-    }
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HttpLabels {
-    method: String,
-    route: String,
-    status: u16,
-}
-
-/// `http_server_requests_total` and `http_server_request_duration_seconds`
-/// by method, route template (`/books/{book_id}`, never the raw path) and
-/// HTTP status.
-#[derive(Debug, Clone)]
-pub struct HttpMetrics(RequestSeries<HttpLabels>);
-
-impl HttpMetrics {
-    /// Creates the series and registers them with `metrics`.
-    #[must_use]
-    pub fn new(metrics: &Metrics) -> Self {
-        Self(RequestSeries::new(metrics, "http_server", "HTTP"))
-    }
-
-    /// Records one answered request.
-    pub fn record(&self, method: &str, route: &str, status: u16, latency: Duration) {
-        self.0.record(&HttpLabels { method: method.to_owned(), route: route.to_owned(), status }, latency);
     }
 }
 

@@ -75,15 +75,13 @@ pub async fn spawn_app_configured(
     auth_settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
     let auth = start_auth(&auth_settings).await;
 
-    let mut books_settings = books_service::Settings::from_env().unwrap();
-    books_settings.listen_addr = any_port;
-    books_settings.database_url = format!("sqlite://{}", dir.path().join("books.db").display());
-    books_settings.auth_url = format!("http://{}", auth.addr);
+    let auth_url = format!("http://{}", auth.addr);
+    let mut books_settings =
+        books_service::Settings::for_tests(dir.path(), auth_url, bookstore_testing::SERVICE_TOKEN).unwrap();
     books_settings.issuer = auth_settings.issuer.clone();
     books_settings.audience = auth_settings.audience.clone();
     books_settings.revocation_refresh_secs = REVOCATION_REFRESH_SECS;
     books_settings.metrics_addr = Some(any_port);
-    books_settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
     let books = start_books(&books_settings).await;
     books_settings.listen_addr = books.addr;
 
