@@ -18,7 +18,7 @@ use tonic::transport::server::TcpIncoming;
 
 pub use access_log::{AccessLog, AccessLogLayer, REQUEST_ID_HEADER};
 pub use in_process::{BoxError, ServiceLayers, Transport};
-pub use limits::{RETRY_AFTER, ServerLimits, ShedLoad, ShedLoadLayer};
+pub use limits::{RETRY_AFTER, ServerLimits, ShedLoad, ShedLoadFuture, ShedLoadLayer};
 pub use metrics::Metrics;
 pub use telemetry::{init_tracing, shutdown_tracing};
 pub use tonic_health::server::HealthReporter;
