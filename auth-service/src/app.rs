@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use bookstore_proto::auth::v1::auth_service_server::AuthServiceServer;
 use bookstore_runtime::metrics::SweptRows;
 use bookstore_runtime::{Metrics, ServiceLayers, Transport};
+use bookstore_tls::ServerTls;
 use bookstore_tokens::{TokenPolicy, TokenSigner, TokenVerifier};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -23,6 +24,8 @@ use crate::throttle::ClientRateLimiter;
 /// bound (so it accepts connections as soon as `build` returns).
 pub struct App {
     listener: TcpListener,
+    /// None: plaintext.
+    tls: Option<ServerTls>,
     routes: Routes,
     accounts: Accounts,
     /// Around the routes, for the listener and in-process callers alike.
@@ -36,14 +39,16 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let tls = settings.tls()?;
         let accounts = accounts(settings).await?;
         let service_token = load_service_token(settings)?;
         let (routes, health) =
             bookstore_runtime::standard_routes(bookstore_proto::auth::v1::auth_service_server::SERVICE_NAME)?;
         health.set_serving::<AuthServiceServer<AuthGrpc>>().await;
         let limiter = ClientRateLimiter::new(settings.client_rate_per_minute, settings.client_burst);
-        let grpc =
-            AuthGrpc::new(accounts.clone(), service_token).with_client_limit(limiter, settings.trusted_proxies.clone());
+        let grpc = AuthGrpc::new(accounts.clone(), service_token)
+            .requiring_service_certificates(tls.as_ref().is_some_and(ServerTls::verifies_clients))
+            .with_client_limit(limiter, settings.trusted_proxies.clone());
         let limits = settings.server_limits();
         let routes =
             routes.add_service(AuthServiceServer::new(grpc).max_decoding_message_size(limits.max_message_bytes));
@@ -57,7 +62,7 @@ impl App {
         swept.register(&metrics);
         let metrics_listener = bookstore_runtime::metrics::bind_metrics(settings.metrics_addr).await?;
         let sweep_interval = Duration::from_secs(settings.sweep_interval_secs);
-        Ok(Self { listener, routes, accounts, layers, metrics, metrics_listener, sweep_interval, swept })
+        Ok(Self { listener, tls, routes, accounts, layers, metrics, metrics_listener, sweep_interval, swept })
     }
 
     /// This service as the all-in-one's gateway calls it: no socket, the
@@ -79,7 +84,7 @@ impl App {
     /// closes the database. The sweep runs meanwhile (unless its interval
     /// is zero) and stops with the server.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "auth-service listening");
+        tracing::info!(addr = %self.local_addr(), tls = self.tls.is_some(), "auth-service listening");
         let (stop_sweep, sweep_stopped) = tokio::sync::oneshot::channel::<()>();
         let sweeper = (!self.sweep_interval.is_zero()).then(|| {
             tokio::spawn(crate::sweep::run(self.accounts.clone(), self.sweep_interval, self.swept.clone(), async {
@@ -88,6 +93,7 @@ impl App {
         });
         let served = bookstore_runtime::serve(
             self.listener,
+            self.tls.as_ref(),
             self.routes,
             &self.layers,
             &self.metrics,
@@ -101,7 +107,7 @@ impl App {
         }
         self.accounts.close().await;
         tracing::info!("auth-service stopped");
-        Ok(served?)
+        served
     }
 }
 

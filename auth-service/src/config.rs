@@ -23,6 +23,27 @@ pub struct Settings {
     #[arg(long, env = "AUTH_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// PEM certificate chain to serve gRPC (and metrics) over TLS with (with
+    /// `AUTH_TLS_KEY`); plaintext when unset. Read again when the file
+    /// changes or on SIGHUP.
+    #[arg(long, env = "AUTH_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `AUTH_TLS_CERT`.
+    #[arg(long, env = "AUTH_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle that client certificates are verified against (mutual
+    /// TLS). The service-only RPCs then require a certificate issued
+    /// for one of our services (URI name `spiffe://bookstore/SERVICE`).
+    #[arg(long, env = "AUTH_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// With `AUTH_TLS_CLIENT_CA`: `optional` (clients without a certificate
+    /// are served too) or `required` (every connection presents one).
+    #[arg(long, env = "AUTH_TLS_CLIENT_AUTH", value_enum, default_value_t = bookstore_tls::ClientAuth::Optional)]
+    pub tls_client_auth: bookstore_tls::ClientAuth,
+
     /// Database URL: `sqlite://PATH` (the file and its directory are created)
     /// or `postgres://USER@HOST/DB` (the database must exist).
     #[arg(long, env = "AUTH_DATABASE_URL", default_value = "sqlite://data/auth.db", hide_env_values = true)]
@@ -153,6 +174,18 @@ fn default_hash_concurrency() -> usize {
 }
 
 impl Settings {
+    /// The gRPC listener's TLS, if configured (loaded and watched).
+    pub fn tls(&self) -> anyhow::Result<Option<bookstore_tls::ServerTls>> {
+        let files = bookstore_tls::ServerFiles::from_settings(
+            "AUTH",
+            self.tls_cert.as_ref(),
+            self.tls_key.as_ref(),
+            self.tls_client_ca.as_ref(),
+            self.tls_client_auth,
+        )?;
+        files.map(|files| bookstore_tls::ServerTls::load(&files, bookstore_tls::ALPN_GRPC)).transpose()
+    }
+
     /// The defaults, with any `AUTH_*` environment variables applied.
     pub fn from_env() -> Result<Self, clap::Error> {
         bookstore_runtime::settings_from_env("auth-service")
@@ -184,6 +217,10 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen_addr", &self.listen_addr)
             .field("metrics_addr", &self.metrics_addr)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tls_client_ca", &self.tls_client_ca)
+            .field("tls_client_auth", &self.tls_client_auth)
             .field("database_url", &bookstore_database::redact_password(&self.database_url))
             .field("signing_key_file", &self.signing_key_file)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))

@@ -13,6 +13,7 @@ use bookstore_proto::auth::v1::{
     ValidateTokenRequest, ValidateTokenResponse,
 };
 use bookstore_proto::prost_types::Timestamp;
+use bookstore_runtime::InProcessCaller;
 use bookstore_tokens::{SERVICE_TOKEN_METADATA, ServiceToken};
 use tonic::{Request, Response, Status};
 
@@ -24,20 +25,60 @@ use crate::throttle::{ClientRateLimiter, TrustedProxy, client_address};
 /// The gRPC face of [`Accounts`].
 pub struct AuthGrpc {
     accounts: Accounts,
-    /// What callers of the service-only RPCs must present.
+    /// What callers of the service-only RPCs must present over plaintext.
     service_token: ServiceToken,
+    /// The listener verifies client certificates: callers of the
+    /// service-only RPCs must present a service's certificate instead.
+    service_certificates: bool,
     /// Register and Login calls per client address.
     client_limit: Option<(ClientRateLimiter, Vec<TrustedProxy>)>,
 }
 
 impl AuthGrpc {
     pub fn new(accounts: Accounts, service_token: ServiceToken) -> Self {
-        Self { accounts, service_token, client_limit: None }
+        Self { accounts, service_token, service_certificates: false, client_limit: None }
     }
 
-    /// Refuses a call to a service-only RPC that does not carry our
-    /// service token: users (even admins) and strangers get Unauthenticated.
+    /// The listener verifies client certificates (mutual TLS): the
+    /// service-only RPCs then require a certificate issued for one of our
+    /// services, and the service token alone is not enough.
+    #[must_use]
+    pub fn requiring_service_certificates(mut self, required: bool) -> Self {
+        self.service_certificates = required;
+        self
+    }
+
+    /// Refuses a call to a service-only RPC that is not from one of our
+    /// services: users (even admins) and strangers get Unauthenticated, a
+    /// client certificate of anything but a service PermissionDenied. Our
+    /// services prove who they are by a service certificate under mutual
+    /// TLS, by the service token otherwise, and by nothing in this process
+    /// (the all-in-one's parts call each other without a network).
     fn require_service<T>(&self, request: &Request<T>) -> Result<(), Error> {
+        if request.extensions().get::<InProcessCaller>().is_some() {
+            return Ok(());
+        }
+        if self.service_certificates {
+            let certificates = bookstore_tls::peer_certificates(request);
+            let Some(leaf) = certificates.as_ref().and_then(|chain| chain.first()) else {
+                return Err(Error::Unauthenticated(
+                    "this RPC is only for Bookstore's own services: present a service certificate".to_owned(),
+                ));
+            };
+            return match bookstore_tls::service_identity(leaf) {
+                Some(service) => {
+                    tracing::debug!(service, "service-only call by certificate");
+                    Ok(())
+                }
+                None => {
+                    tracing::warn!("service-only call refused: the client certificate names no Bookstore service");
+                    Err(Error::PermissionDenied(format!(
+                        "the client certificate identifies no Bookstore service (no {}SERVICE URI name)",
+                        bookstore_tls::SERVICE_URI_PREFIX
+                    )))
+                }
+            };
+        }
         let presented = request.metadata().get(SERVICE_TOKEN_METADATA).and_then(|value| value.to_str().ok());
         match presented {
             Some(token) if self.service_token.matches(token) => Ok(()),

@@ -151,7 +151,7 @@ impl std::str::FromStr for TrustedProxy {
 /// that sent `x-forwarded-for`, the last address there (the one the proxy
 /// itself saw; earlier ones are the client's own claims).
 pub fn client_address<T>(request: &tonic::Request<T>, trusted_proxies: &[TrustedProxy]) -> Option<IpAddr> {
-    let peer = request.remote_addr()?.ip();
+    let peer = bookstore_tls::peer_addr(request)?.ip();
     if !trusted_proxies.iter().any(|proxy| proxy.contains(peer)) {
         return Some(peer);
     }

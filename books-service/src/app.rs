@@ -34,6 +34,8 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// demand.
 pub struct App {
     listener: TcpListener,
+    /// None: plaintext.
+    tls: Option<bookstore_tls::ServerTls>,
     routes: Routes,
     store: Arc<dyn BookStore>,
     background: Background,
@@ -59,6 +61,7 @@ impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let auth_replicas = Replicas::new(
             &settings.auth_url,
+            settings.auth_tls()?,
             |endpoint| endpoint.connect_timeout(Duration::from_secs(2)),
             bookstore_proto::idempotency::is_side_effect_free,
         )
@@ -70,6 +73,7 @@ impl App {
     /// through `auth`, whatever `settings` says of its URL: the all-in-one
     /// passes the auth-service it runs.
     pub async fn calling_auth(settings: &Settings, auth: Transport) -> anyhow::Result<Self> {
+        let tls = settings.tls()?;
         let service_token = settings.load_service_token()?;
         let store = crate::store::connect(&settings.database_url).await?;
         let policy = TokenPolicy { issuer: settings.issuer.clone(), audience: settings.audience.clone() };
@@ -113,7 +117,7 @@ impl App {
         let swept = SweptRows::default();
         swept.register(&metrics);
         let metrics_listener = bookstore_runtime::metrics::bind_metrics(settings.metrics_addr).await?;
-        Ok(Self { listener, routes, store, background, layers, metrics, metrics_listener, orphans, swept })
+        Ok(Self { listener, tls, routes, store, background, layers, metrics, metrics_listener, orphans, swept })
     }
 
     /// This service as the all-in-one's gateway calls it: no socket, the
@@ -134,7 +138,7 @@ impl App {
     /// Serves until `shutdown` resolves, lets in-flight calls finish, then
     /// closes the database.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "books-service listening");
+        tracing::info!(addr = %self.local_addr(), tls = self.tls.is_some(), "books-service listening");
         let (stop_refresh, refresh_stopped) = tokio::sync::oneshot::channel::<()>();
         let (stop_orphans, orphans_stopped) = tokio::sync::oneshot::channel::<()>();
         let reconciler = self.orphans.map(|(reconciler, interval)| {
@@ -148,6 +152,7 @@ impl App {
         }));
         let served = bookstore_runtime::serve(
             self.listener,
+            self.tls.as_ref(),
             self.routes,
             &self.layers,
             &self.metrics,
@@ -163,7 +168,7 @@ impl App {
         }
         self.store.close().await;
         tracing::info!("books-service stopped");
-        Ok(served?)
+        served
     }
 }
 

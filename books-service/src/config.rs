@@ -18,6 +18,32 @@ pub struct Settings {
     #[arg(long, env = "BOOKS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// PEM certificate chain to serve gRPC (and metrics) over TLS with (with
+    /// `BOOKS_TLS_KEY`); plaintext when unset. Read again when the file
+    /// changes or on SIGHUP.
+    #[arg(long, env = "BOOKS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `BOOKS_TLS_CERT`.
+    #[arg(long, env = "BOOKS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle that client certificates are verified against (mutual
+    /// TLS).
+    #[arg(long, env = "BOOKS_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// With `BOOKS_TLS_CLIENT_CA`: `optional` (clients without a certificate
+    /// are served too) or `required` (every connection presents one).
+    #[arg(long, env = "BOOKS_TLS_CLIENT_AUTH", value_enum, default_value_t = bookstore_tls::ClientAuth::Optional)]
+    pub tls_client_auth: bookstore_tls::ClientAuth,
+
+    /// PEM CA bundle auth-service's certificate is verified against: calls
+    /// to auth-service use TLS (`BOOKS_AUTH_URL` is `https://` or `dns://`),
+    /// presenting `BOOKS_TLS_CERT` as this service's client certificate.
+    #[arg(long, env = "BOOKS_AUTH_TLS_CA")]
+    pub auth_tls_ca: Option<PathBuf>,
+
     /// Database URL: `sqlite://PATH` (the file and its directory are created)
     /// or `postgres://USER@HOST/DB` (the database must exist).
     #[arg(long, env = "BOOKS_DATABASE_URL", default_value = "sqlite://data/books.db", hide_env_values = true)]
@@ -92,6 +118,30 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The gRPC listener's TLS, if configured (loaded and watched).
+    pub fn tls(&self) -> anyhow::Result<Option<bookstore_tls::ServerTls>> {
+        let files = bookstore_tls::ServerFiles::from_settings(
+            "BOOKS",
+            self.tls_cert.as_ref(),
+            self.tls_key.as_ref(),
+            self.tls_client_ca.as_ref(),
+            self.tls_client_auth,
+        )?;
+        files.map(|files| bookstore_tls::ServerTls::load(&files, bookstore_tls::ALPN_GRPC)).transpose()
+    }
+
+    /// The TLS of the calls to auth-service, if configured: this service's
+    /// own certificate is its client certificate.
+    pub fn auth_tls(&self) -> anyhow::Result<Option<bookstore_tls::ClientTls>> {
+        let files = bookstore_tls::ClientFiles::from_settings(
+            ["BOOKS_AUTH_TLS_CA", "BOOKS_TLS_CERT", "BOOKS_TLS_KEY"],
+            self.auth_tls_ca.as_ref(),
+            self.tls_cert.as_ref().filter(|_| self.auth_tls_ca.is_some()),
+            self.tls_key.as_ref().filter(|_| self.auth_tls_ca.is_some()),
+        )?;
+        files.map(|files| bookstore_tls::ClientTls::load(&files, bookstore_tls::ALPN_H2)).transpose()
+    }
+
     /// The defaults, with any `BOOKS_*` environment variables applied.
     pub fn from_env() -> Result<Self, clap::Error> {
         bookstore_runtime::settings_from_env("books-service")
@@ -140,6 +190,11 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen_addr", &self.listen_addr)
             .field("metrics_addr", &self.metrics_addr)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tls_client_ca", &self.tls_client_ca)
+            .field("tls_client_auth", &self.tls_client_auth)
+            .field("auth_tls_ca", &self.auth_tls_ca)
             .field("database_url", &bookstore_database::redact_password(&self.database_url))
             .field("auth_url", &self.auth_url)
             .field("service_token_file", &self.service_token_file)

@@ -70,6 +70,15 @@ struct Cli {
     #[arg(long, env = "BOOKSTORE_GATEWAY_METRICS_ADDR", default_value = "127.0.0.1:9103")]
     gateway_metrics_addr: SocketAddr,
 
+    /// Serve TLS on every listener (HTTPS, gRPC over TLS, metrics) with the
+    /// certificates in this directory, as `bookstore generate-dev-certs`
+    /// writes them: `ca.pem`, then `gateway.pem`, `auth-service.pem`,
+    /// `books-service.pem` and their `-key.pem`. Client certificates from
+    /// that CA are verified, and the service-only RPCs require a service's.
+    /// Files are read again when they change or on SIGHUP.
+    #[arg(long, env = "BOOKSTORE_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -150,13 +159,28 @@ enum Command {
     /// `grpc://HOST:PORT[/SERVICE]` asks the gRPC health service (for SERVICE,
     /// or the whole server); `http://HOST:PORT/PATH` expects HTTP 200. Gives up
     /// after 3 s. For container healthchecks: the image needs no other tool.
+    /// Over TLS: `grpcs://` and `https://`, with `--cacert`.
     #[command(after_help = "Examples:
   bookstore probe grpc://127.0.0.1:50052/bookstore.books.v1.BooksService
-  bookstore probe http://127.0.0.1:5000/readyz")]
-    Probe {
-        /// What to check, e.g. grpc://127.0.0.1:50052/bookstore.books.v1.BooksService
-        /// or http://127.0.0.1:5000/readyz.
-        target: String,
+  bookstore probe http://127.0.0.1:5000/readyz
+  bookstore probe --cacert certs/ca.pem https://localhost:5000/readyz")]
+    Probe(probe::Probe),
+    /// Writes development certificates for TLS: a CA (`ca.pem`, `ca-key.pem`),
+    /// a certificate and key for each service (`gateway.pem`,
+    /// `auth-service.pem`, `books-service.pem`, each with its `-key.pem`),
+    /// valid for localhost, 127.0.0.1, ::1 and the compose service names,
+    /// and `client.pem`/`client-key.pem` for tools such as grpcurl and curl.
+    ///
+    /// Run it again to rotate: the CA in --out is kept and the other
+    /// certificates are issued anew (running services pick them up). Not
+    /// for production: use your own CA there, with the same names.
+    #[command(after_help = "Examples:
+  bookstore generate-dev-certs --out certs
+  bookstore --tls-dir certs")]
+    GenerateDevCerts {
+        /// Directory to write the certificates in (created if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -202,7 +226,14 @@ async fn main() -> anyhow::Result<()> {
     // One-shot commands print their result; their logs only on trouble.
     let one_shot = matches!(
         &cli.command,
-        Some(Command::Admin(_) | Command::Migrate(_) | Command::CopyData(_) | Command::Backup(_) | Command::Restore(_))
+        Some(
+            Command::Admin(_)
+                | Command::Migrate(_)
+                | Command::CopyData(_)
+                | Command::Backup(_)
+                | Command::Restore(_)
+                | Command::GenerateDevCerts { .. }
+        )
     );
     bookstore_runtime::init_tracing(if one_shot { "warn" } else { "info" });
     let outcome = run(&cli).await;
@@ -211,13 +242,19 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<()> {
-    let auth_settings = cli.auth_settings()?;
+    let mut auth_settings = cli.auth_settings()?;
     match &cli.command {
         Some(Command::Admin(command)) => return command.run(&auth_settings).await,
         Some(Command::Migrate(migrate)) => {
             return migrate.run(&auth_settings.database_url, &cli.books_database_url()).await;
         }
-        Some(Command::Probe { target }) => return probe::probe(target).await,
+        Some(Command::Probe(probe)) => return probe.run().await,
+        Some(Command::GenerateDevCerts { out }) => {
+            for file in bookstore_tls::dev::write_dev_certs(out)? {
+                println!("{}", file.display());
+            }
+            return Ok(());
+        }
         Some(Command::Backup(backup)) => {
             let sources = backup::Sources {
                 auth_database_url: auth_settings.database_url.clone(),
@@ -247,8 +284,17 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         None => {}
     }
 
-    let auth = auth_service::App::build(&auth_settings).await?;
     let mut books_settings = books_service::Settings::from_env()?;
+    let mut gateway_settings = gateway::Settings::from_env()?;
+    if let Some(dir) = &cli.tls_dir {
+        let files = |name: &str| Some((dir.join(format!("{name}.pem")), dir.join(format!("{name}-key.pem"))));
+        (auth_settings.tls_cert, auth_settings.tls_key) = files("auth-service").unzip();
+        auth_settings.tls_client_ca = Some(dir.join("ca.pem"));
+        (books_settings.tls_cert, books_settings.tls_key) = files("books-service").unzip();
+        books_settings.tls_client_ca = Some(dir.join("ca.pem"));
+        (gateway_settings.tls_cert, gateway_settings.tls_key) = files("gateway").unzip();
+    }
+    let auth = auth_service::App::build(&auth_settings).await?;
     books_settings.listen_addr = cli.books_addr;
     books_settings.metrics_addr = Some(cli.books_metrics_addr);
     books_settings.database_url = cli.books_database_url();
@@ -260,18 +306,18 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     // (token check, limits, logs, metrics) as calls over the network, but
     // without sockets or HTTP/2 framing; the gRPC ports serve other clients.
     let books = books_service::App::calling_auth(&books_settings, auth.in_process()).await?;
-    let mut gateway_settings = gateway::Settings::from_env()?;
     gateway_settings.listen_addr = cli.gateway_addr;
     gateway_settings.metrics_addr = Some(cli.gateway_metrics_addr);
     let upstreams = gateway::Upstreams::over(auth.in_process(), books.in_process(), &gateway_settings);
     let gateway = gateway::App::with_upstreams(&gateway_settings, upstreams).await?;
 
+    let (http, grpc) = if cli.tls_dir.is_some() { ("https", "gRPC over TLS") } else { ("http", "gRPC") };
     println!("Bookstore is running, data in {}", cli.data_dir.display());
-    println!("  REST gateway   http://{}", gateway.local_addr());
-    println!("  auth-service   {} (gRPC)", auth.local_addr());
-    println!("  books-service  {} (gRPC)", books.local_addr());
+    println!("  REST gateway   {http}://{}", gateway.local_addr());
+    println!("  auth-service   {} ({grpc})", auth.local_addr());
+    println!("  books-service  {} ({grpc})", books.local_addr());
     let metrics =
-        |addr: Option<SocketAddr>| addr.map_or_else(|| "-".to_owned(), |addr| format!("http://{addr}/metrics"));
+        |addr: Option<SocketAddr>| addr.map_or_else(|| "-".to_owned(), |addr| format!("{http}://{addr}/metrics"));
     println!(
         "  metrics        {}, {}, {}",
         metrics(gateway.metrics_addr()),

@@ -77,6 +77,7 @@ async fn rolling_key_rotation_fails_no_request() {
 
     let auth = Replicas::new(
         &format!("http://{a},http://{b}"),
+        None,
         |endpoint| endpoint,
         bookstore_proto::idempotency::is_side_effect_free,
     )

@@ -12,9 +12,9 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::serve::ListenerExt as _;
 use bookstore_runtime::metrics::{MetricsServer, RequestMetrics};
 use bookstore_runtime::{Metrics, REQUEST_ID_HEADER};
+use bookstore_tls::ServerTls;
 use prometheus_client::encoding::EncodeLabelSet;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -51,6 +51,8 @@ pub struct AppState {
 /// `build` returns, whether or not the upstreams are up.
 pub struct App {
     listener: TcpListener,
+    /// None: plain HTTP.
+    tls: Option<ServerTls>,
     router: Router,
     metrics: Metrics,
     /// `/metrics` is served here, apart from the public routes.
@@ -66,6 +68,7 @@ impl App {
     /// their URLs: the all-in-one passes the services it runs.
     pub async fn with_upstreams(settings: &Settings, upstreams: Upstreams) -> anyhow::Result<Self> {
         settings.validate()?;
+        let tls = settings.tls()?;
         let state = AppState { upstreams, default_page_size: settings.default_page_size };
         let cors = settings.cors_origins()?.map(cors_layer);
         let metrics = Metrics::new();
@@ -75,7 +78,7 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
         let metrics_listener = bookstore_runtime::metrics::bind_metrics(settings.metrics_addr).await?;
-        Ok(Self { listener, router, metrics, metrics_listener })
+        Ok(Self { listener, tls, router, metrics, metrics_listener })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -89,18 +92,11 @@ impl App {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "gateway listening");
-        // No Nagle delay on small JSON answers.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::warn!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let metrics_server = MetricsServer::spawn(&self.metrics, self.metrics_listener);
-        // The peer address reaches the handlers, which forward it to
-        // auth-service for its per-client limits.
-        let served = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
+        tracing::info!(addr = %self.local_addr(), tls = self.tls.is_some(), "gateway listening");
+        let metrics_server = MetricsServer::spawn(&self.metrics, self.metrics_listener, self.tls.as_ref());
+        // The peer address reaches the handlers (`ConnectInfo`), which
+        // forward it to auth-service for its per-client limits.
+        let served = bookstore_runtime::serve_http(self.listener, self.tls.as_ref(), self.router, shutdown)
             .await
             .context("the gateway's HTTP server failed");
         if let Some(server) = metrics_server {

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bookstore_proto::pagination::MAX_PAGE_SIZE;
@@ -22,6 +23,32 @@ pub struct Settings {
     /// address: the metrics tell about traffic and failures.
     #[arg(long, env = "GATEWAY_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+
+    /// PEM certificate chain to serve HTTPS with (with `GATEWAY_TLS_KEY`;
+    /// HTTP/2 or HTTP/1.1 by ALPN), metrics too; plain HTTP when unset. Read
+    /// again when the file changes or on SIGHUP.
+    #[arg(long, env = "GATEWAY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `GATEWAY_TLS_CERT`.
+    #[arg(long, env = "GATEWAY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle the services' certificates are verified against: calls
+    /// to auth-service and books-service use TLS (their URLs are `https://`
+    /// or `dns://`).
+    #[arg(long, env = "GATEWAY_UPSTREAM_TLS_CA")]
+    pub upstream_tls_ca: Option<PathBuf>,
+
+    /// PEM certificate chain the gateway presents to the services (with
+    /// `GATEWAY_UPSTREAM_TLS_KEY`): needed where they require client
+    /// certificates.
+    #[arg(long, env = "GATEWAY_UPSTREAM_TLS_CERT")]
+    pub upstream_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `GATEWAY_UPSTREAM_TLS_CERT`.
+    #[arg(long, env = "GATEWAY_UPSTREAM_TLS_KEY")]
+    pub upstream_tls_key: Option<PathBuf>,
 
     /// auth-service's gRPC endpoint, or several replicas' endpoints separated
     /// by commas, or `dns://NAME:PORT` for every address NAME resolves to
@@ -126,6 +153,29 @@ impl Settings {
             parsed.push(value);
         }
         Ok(Some(CorsOrigins::List(parsed)))
+    }
+
+    /// The HTTPS listener's TLS, if configured (loaded and watched).
+    pub fn tls(&self) -> anyhow::Result<Option<bookstore_tls::ServerTls>> {
+        let files = bookstore_tls::ServerFiles::from_settings(
+            "GATEWAY",
+            self.tls_cert.as_ref(),
+            self.tls_key.as_ref(),
+            None,
+            bookstore_tls::ClientAuth::Optional,
+        )?;
+        files.map(|files| bookstore_tls::ServerTls::load(&files, bookstore_tls::ALPN_HTTP)).transpose()
+    }
+
+    /// The TLS of the calls to the services, if configured.
+    pub fn upstream_tls(&self) -> anyhow::Result<Option<bookstore_tls::ClientTls>> {
+        let files = bookstore_tls::ClientFiles::from_settings(
+            ["GATEWAY_UPSTREAM_TLS_CA", "GATEWAY_UPSTREAM_TLS_CERT", "GATEWAY_UPSTREAM_TLS_KEY"],
+            self.upstream_tls_ca.as_ref(),
+            self.upstream_tls_cert.as_ref(),
+            self.upstream_tls_key.as_ref(),
+        )?;
+        files.map(|files| bookstore_tls::ClientTls::load(&files, bookstore_tls::ALPN_H2)).transpose()
     }
 
     /// The deadline of each upstream call.

@@ -10,6 +10,7 @@ use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use bookstore_replicas::Replicas;
 use bookstore_runtime::Transport;
+use bookstore_tls::ClientTls;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -40,8 +41,9 @@ pub struct Upstreams {
 impl Upstreams {
     /// Creates the channels without connecting: fails only on a bad URL.
     pub fn connect_lazy(settings: &Settings) -> anyhow::Result<Self> {
-        let auth = replicas(&settings.auth_url).context("GATEWAY_AUTH_URL")?;
-        let books = replicas(&settings.books_url).context("GATEWAY_BOOKS_URL")?;
+        let tls = settings.upstream_tls()?;
+        let auth = replicas(&settings.auth_url, tls.clone()).context("GATEWAY_AUTH_URL")?;
+        let books = replicas(&settings.books_url, tls).context("GATEWAY_BOOKS_URL")?;
         Ok(Self::over(Transport::new(auth), Transport::new(books), settings))
     }
 
@@ -77,9 +79,10 @@ impl Upstreams {
     }
 }
 
-fn replicas(urls: &str) -> anyhow::Result<Replicas> {
+fn replicas(urls: &str, tls: Option<ClientTls>) -> anyhow::Result<Replicas> {
     Replicas::new(
         urls,
+        tls,
         |endpoint| {
             endpoint
                 .connect_timeout(CONNECT_TIMEOUT)

@@ -18,10 +18,13 @@
 //! Statuses a replica answered (even `Unavailable`) are returned as they
 //! are: the replica decided.
 //!
-//! Replicas are URLs (`http://10.0.0.5:50052`), or `dns://NAME:PORT`: every
+//! Replicas are URLs (`http://10.0.0.5:50052`, or `https://` with TLS), or `dns://NAME:PORT`: every
 //! address NAME resolves to, resolved again every 10 s, so that a
 //! Kubernetes headless Service (or any DNS name with several records) is
-//! balanced per call, replicas joining and leaving as the records change. Request bodies are buffered for the retries,
+//! balanced per call, replicas joining and leaving as the records change.
+//! With TLS ([`ClientTls`]) every replica is called over TLS, its
+//! certificate verified for the URL's host, or for NAME of a `dns://` source
+//! (not for the addresses NAME resolves to). Request bodies are buffered for the retries,
 //! which suits unary calls (all of Bookstore's).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +33,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bookstore_tls::ClientTls;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt as _, Full};
@@ -62,6 +66,7 @@ struct Inner {
     replicas: RwLock<Arc<Vec<Arc<Replica>>>>,
     sources: Vec<Source>,
     configure: Box<Configure>,
+    tls: Option<ClientTls>,
     next: AtomicUsize,
     idempotent: fn(&str) -> bool,
 }
@@ -78,8 +83,20 @@ enum Source {
 }
 
 impl Source {
-    fn parse(text: &str) -> anyhow::Result<Self> {
-        let Some(authority) = text.strip_prefix("dns://") else { return Ok(Self::Url(text.to_owned())) };
+    fn parse(text: &str, tls: bool) -> anyhow::Result<Self> {
+        let Some(authority) = text.strip_prefix("dns://") else {
+            let https = text.starts_with("https://");
+            anyhow::ensure!(
+                https == tls,
+                "{text:?}: {}",
+                if tls {
+                    "TLS is configured for this upstream (a CA bundle), so its URLs are https:// or dns://"
+                } else {
+                    "an https:// URL needs the CA bundle to verify the server's certificate with"
+                }
+            );
+            return Ok(Self::Url(text.to_owned()));
+        };
         let (host, port) = authority
             .trim_end_matches('/')
             .rsplit_once(':')
@@ -90,12 +107,26 @@ impl Source {
 
     /// The URL to use until the name has been resolved (or when it cannot
     /// be): the name itself, resolved by the connector.
-    fn initial_url(&self) -> String {
+    fn initial_url(&self, tls: bool) -> String {
         match self {
             Self::Url(url) => url.clone(),
-            Self::Dns { host, port } => format!("http://{host}:{port}"),
+            Self::Dns { host, port } => address_url(host, *port, tls),
         }
     }
+
+    /// The name a replica's certificate must be valid for: the URL's host
+    /// (by default), or the `dns://` name whatever address it resolved to.
+    fn server_name(&self) -> Option<&str> {
+        match self {
+            Self::Url(_) => None,
+            Self::Dns { host, .. } => Some(host),
+        }
+    }
+}
+
+fn address_url(host: impl std::fmt::Display, port: u16, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}:{port}")
 }
 
 struct Replica {
@@ -123,9 +154,11 @@ impl Replicas {
     /// `configure` sets up each endpoint (timeouts, keep-alive);
     /// `idempotent` tells from a method path (`/package.Service/Method`)
     /// whether a call may be repeated. Names are resolved in the background
-    /// when a tokio runtime is running.
+    /// when a tokio runtime is running. With `tls`, URLs are `https://` (or
+    /// `dns://`); without, `http://` (or `dns://`).
     pub fn new(
         urls: &str,
+        tls: Option<ClientTls>,
         configure: impl Fn(Endpoint) -> Endpoint + Send + Sync + 'static,
         idempotent: fn(&str) -> bool,
     ) -> anyhow::Result<Self> {
@@ -133,18 +166,22 @@ impl Replicas {
             .split(',')
             .map(str::trim)
             .filter(|url| !url.is_empty())
-            .map(Source::parse)
+            .map(|url| Source::parse(url, tls.is_some()))
             .collect::<anyhow::Result<Vec<_>>>()?;
         anyhow::ensure!(!sources.is_empty(), "no gRPC URL given");
         let configure: Box<Configure> = Box::new(configure);
         let replicas = sources
             .iter()
-            .map(|source| Replica::new(source.initial_url(), &*configure).map(Arc::new))
+            .map(|source| {
+                Replica::new(source.initial_url(tls.is_some()), source.server_name(), &*configure, tls.as_ref())
+                    .map(Arc::new)
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let inner = Arc::new(Inner {
             replicas: RwLock::new(Arc::new(replicas)),
             sources,
             configure,
+            tls,
             next: AtomicUsize::new(0),
             idempotent,
         });
@@ -188,38 +225,43 @@ async fn resolve_periodically(inner: Weak<Inner>) {
     loop {
         let Some(inner) = inner.upgrade() else { return };
         let current = inner.replicas.read().map(|replicas| Arc::clone(&replicas)).ok();
-        let mut urls = Vec::new();
+        let tls = inner.tls.is_some();
+        // Each URL with the source it came from (for its server name).
+        let mut urls: Vec<(String, &Source)> = Vec::new();
         for source in &inner.sources {
             match source {
-                Source::Url(url) => urls.push(url.clone()),
+                Source::Url(url) => urls.push((url.clone(), source)),
                 Source::Dns { host, port } => match tokio::net::lookup_host((host.as_str(), *port)).await {
                     Ok(addrs) => {
                         let before = urls.len();
-                        urls.extend(addrs.map(|addr| format!("http://{addr}")));
+                        urls.extend(addrs.map(|addr| (address_url(addr, addr.port(), tls), source)));
                         if urls.len() == before {
-                            urls.push(source.initial_url());
+                            urls.push((source.initial_url(tls), source));
                         }
                     }
                     Err(error) => {
                         tracing::warn!(%host, %error, "cannot resolve replicas; keeping the previous ones");
-                        urls.push(source.initial_url());
+                        urls.push((source.initial_url(tls), source));
                     }
                 },
             }
         }
-        urls.sort();
-        urls.dedup();
+        urls.sort_by(|(a, _), (b, _)| a.cmp(b));
+        urls.dedup_by(|(a, _), (b, _)| a == b);
         if let Some(current) = current {
             let known: Vec<String> = current.iter().map(|replica| replica.url.clone()).collect();
-            if known.iter().collect::<std::collections::BTreeSet<_>>() != urls.iter().collect() {
+            if known.iter().collect::<std::collections::BTreeSet<_>>() != urls.iter().map(|(url, _)| url).collect() {
                 let replicas: Vec<Arc<Replica>> = urls
                     .iter()
-                    .filter_map(|url| match current.iter().find(|replica| &replica.url == url) {
+                    .filter_map(|(url, source)| match current.iter().find(|replica| &replica.url == url) {
                         Some(replica) => Some(Arc::clone(replica)),
-                        None => Replica::new(url.clone(), &*inner.configure).map(Arc::new).ok(),
+                        None => Replica::new(url.clone(), source.server_name(), &*inner.configure, inner.tls.as_ref())
+                            .map(Arc::new)
+                            .ok(),
                     })
                     .collect();
                 if !replicas.is_empty() {
+                    let urls: Vec<&String> = urls.iter().map(|(url, _)| url).collect();
                     tracing::info!(replicas = ?urls, "replica set changed");
                     if let Ok(mut slot) = inner.replicas.write() {
                         *slot = Arc::new(replicas);
@@ -233,9 +275,19 @@ async fn resolve_periodically(inner: Weak<Inner>) {
 }
 
 impl Replica {
-    fn new(url: String, configure: &Configure) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::from_shared(url.clone()).with_context(|| format!("invalid gRPC URL {url:?}"))?;
-        Ok(Self { channel: configure(endpoint).connect_lazy(), url, health: Mutex::new(Health::default()) })
+    fn new(
+        url: String,
+        server_name: Option<&str>,
+        configure: &Configure,
+        tls: Option<&ClientTls>,
+    ) -> anyhow::Result<Self> {
+        let endpoint =
+            configure(Endpoint::from_shared(url.clone()).with_context(|| format!("invalid gRPC URL {url:?}"))?);
+        let channel = match tls {
+            Some(tls) => endpoint.connect_with_connector_lazy(tls.connector(server_name)?),
+            None => endpoint.connect_lazy(),
+        };
+        Ok(Self { channel, url, health: Mutex::new(Health::default()) })
     }
 
     fn is_up(&self, now: Instant) -> bool {

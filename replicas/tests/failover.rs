@@ -48,7 +48,7 @@ async fn dead_addr() -> SocketAddr {
 
 fn replicas(addrs: &[SocketAddr]) -> Replicas {
     let urls: Vec<String> = addrs.iter().map(|addr| format!("http://{addr}")).collect();
-    Replicas::new(&urls.join(","), |endpoint| endpoint.connect_timeout(Duration::from_secs(1)), |_| true).unwrap()
+    Replicas::new(&urls.join(","), None, |endpoint| endpoint.connect_timeout(Duration::from_secs(1)), |_| true).unwrap()
 }
 
 async fn check(client: &mut HealthClient<Replicas>) -> Result<(), tonic::Status> {
@@ -117,6 +117,7 @@ async fn a_dns_name_is_spread_over_every_address_it_resolves_to() {
     // (nothing listens there: that replica is skipped).
     let replicas = Replicas::new(
         &format!("dns://localhost:{port}"),
+        None,
         |endpoint| endpoint.connect_timeout(Duration::from_secs(1)),
         |_| true,
     )
@@ -137,6 +138,6 @@ async fn a_dns_name_is_spread_over_every_address_it_resolves_to() {
 #[test]
 fn malformed_dns_sources_are_refused() {
     for bad in ["dns://no-port", "dns://host:notaport"] {
-        assert!(Replicas::new(bad, |endpoint| endpoint, |_| true).is_err(), "{bad}");
+        assert!(Replicas::new(bad, None, |endpoint| endpoint, |_| true).is_err(), "{bad}");
     }
 }

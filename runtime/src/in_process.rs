@@ -117,6 +117,12 @@ struct InProcess<S> {
     max_timeout: Duration,
 }
 
+/// In the extensions of every request that came through an in-process
+/// [`Transport`]: its caller is one of our services in this very process,
+/// so it holds the identity a service certificate proves over the network.
+#[derive(Debug, Clone, Copy)]
+pub struct InProcessCaller;
+
 /// The caller's address as the services see it: this host.
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
@@ -135,6 +141,7 @@ where
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         request.extensions_mut().insert(TcpConnectInfo { local_addr: None, remote_addr: Some(LOOPBACK) });
+        request.extensions_mut().insert(InProcessCaller);
         let timeout = request
             .headers()
             .get("grpc-timeout")

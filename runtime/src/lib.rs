@@ -4,6 +4,7 @@
 //! listener, and shutdown on SIGINT/SIGTERM.
 
 mod access_log;
+mod http;
 mod in_process;
 mod limits;
 pub mod metrics;
@@ -12,12 +13,14 @@ pub mod telemetry;
 use std::future::Future;
 use std::time::Duration;
 
+use bookstore_tls::ServerTls;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
 pub use access_log::{AccessLog, AccessLogLayer, REQUEST_ID_HEADER};
-pub use in_process::{BoxError, ServiceLayers, Transport};
+pub use http::serve_http;
+pub use in_process::{BoxError, InProcessCaller, ServiceLayers, Transport};
 pub use limits::{RETRY_AFTER, ServerLimits, ShedLoad, ShedLoadFuture, ShedLoadLayer};
 pub use metrics::Metrics;
 pub use telemetry::{init_tracing, shutdown_tracing};
@@ -84,17 +87,19 @@ pub fn standard_routes(service: &str) -> Result<(Routes, HealthReporter), tonic_
 /// (`application/grpc-web`, `application/grpc-web-text`) over HTTP/1.1 or
 /// HTTP/2 for browsers; every request is logged and counted by `layers`, and
 /// `metrics_listener` (the admin port), if any, serves `metrics` on
-/// `/metrics` as long as the service runs.
+/// `/metrics` as long as the service runs. With `tls`, only TLS connections
+/// are served (a plaintext client's handshake fails).
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<&ServerTls>,
     routes: Routes,
     layers: &ServiceLayers,
     metrics: &Metrics,
     metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), tonic::transport::Error> {
-    let metrics_server = metrics::MetricsServer::spawn(metrics, metrics_listener);
-    let served = tonic::transport::Server::builder()
+) -> anyhow::Result<()> {
+    let metrics_server = metrics::MetricsServer::spawn(metrics, metrics_listener, tls);
+    let router = tonic::transport::Server::builder()
         // Detect dead peers (a load balancer that went away, a killed client).
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -109,15 +114,19 @@ pub async fn serve(
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(layers.access_log.clone())
         .layer(layers.shed_load.clone())
-        .add_routes(routes)
+        .add_routes(routes);
+    let served = match tls {
+        Some(tls) => router.serve_with_incoming_shutdown(tls.listen(listener)?, shutdown).await,
         // Small unary responses must not wait for Nagle's algorithm (a
-        // 40 ms stall against delayed ACKs).
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
-        .await;
+        // 40 ms stall against delayed ACKs); the TLS listener sets it too.
+        None => {
+            router.serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown).await
+        }
+    };
     if let Some(server) = metrics_server {
         server.stop().await;
     }
-    served
+    Ok(served?)
 }
 
 /// Largest header block (metadata) a gRPC request may carry. Past it, h2

@@ -15,6 +15,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use bookstore_tls::ServerTls;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -113,17 +114,17 @@ impl Metrics {
         )
     }
 
-    /// Serves `GET /metrics` on `listener` (a service's admin port) until
-    /// `shutdown` resolves.
+    /// Serves `GET /metrics` on `listener` (a service's admin port), over
+    /// TLS with `tls`, until `shutdown` resolves.
     pub async fn serve(
         self,
         listener: TcpListener,
+        tls: Option<ServerTls>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr().context("the metrics listener has no address")?;
-        tracing::info!(%addr, "metrics listening");
-        axum::serve(listener, self.router::<()>())
-            .with_graceful_shutdown(shutdown)
+        tracing::info!(%addr, tls = tls.is_some(), "metrics listening");
+        crate::http::serve_http(listener, tls.as_ref(), self.router::<()>(), shutdown)
             .await
             .context("the metrics HTTP server failed")
     }
@@ -137,14 +138,15 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Starts serving `metrics` on `listener`, if there is one.
-    pub fn spawn(metrics: &Metrics, listener: Option<TcpListener>) -> Option<Self> {
+    /// Starts serving `metrics` on `listener`, if there is one, over TLS
+    /// with `tls` (the service's own certificate).
+    pub fn spawn(metrics: &Metrics, listener: Option<TcpListener>, tls: Option<&ServerTls>) -> Option<Self> {
         let listener = listener?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let stopped = async {
             let _ = stopped.await;
         };
-        Some(Self { stop, task: tokio::spawn(metrics.clone().serve(listener, stopped)) })
+        Some(Self { stop, task: tokio::spawn(metrics.clone().serve(listener, tls.cloned(), stopped)) })
     }
 
     /// Stops serving; a failure is logged (the service's own outcome is

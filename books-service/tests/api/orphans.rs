@@ -32,6 +32,7 @@ async fn books_store(app: &TestApp) -> Arc<dyn BookStore> {
 fn reconciler(app: &TestApp, service_token: &str, store: Arc<dyn BookStore>) -> OrphanReconciler {
     let replicas = Replicas::new(
         &format!("http://{}", app.auth.addr),
+        None,
         |endpoint| endpoint,
         bookstore_proto::idempotency::is_side_effect_free,
     )
