@@ -37,15 +37,24 @@ def to_ms(text):
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(name):
+def raw_run(name, rps_pattern):
+    """The raw output of run `name` and its requests per second (`rps_pattern`'s
+    group 1), or None when the run is missing or did not finish."""
     path = RESULTS / "raw" / f"{name}.txt"
     if not path.exists():
         return None
     text = path.read_text()
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    rps = re.search(rps_pattern, text)
     if not rps:
         return None
-    out = {"rps": float(rps.group(1))}
+    return text, {"rps": float(rps.group(1))}
+
+
+def wrk(name):
+    run = raw_run(name, r"Requests/sec:\s+([\d.]+)")
+    if run is None:
+        return None
+    text, out = run
     for pct in ("50", "90", "99"):
         m = re.search(rf"^\s+{pct}%\s+(\S+)", text, re.M)
         out[f"p{pct}_ms"] = to_ms(m.group(1)) if m else None
@@ -57,14 +66,10 @@ def wrk(name):
 
 
 def h2load(name):
-    path = RESULTS / "raw" / f"{name}.txt"
-    if not path.exists():
+    run = raw_run(name, r"finished in [\d.]+\w+, ([\d.]+) req/s")
+    if run is None:
         return None
-    text = path.read_text()
-    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text)
-    if not rps:
-        return None
-    out = {"rps": float(rps.group(1))}
+    text, out = run
     req = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored", text)
     if req:
         out["succeeded"], out["failed"] = int(req.group(2)), int(req.group(3)) + int(req.group(4))

@@ -1,65 +1,25 @@
-//! Registration, login, token checks and user listing: the service's logic,
-//! shared by the gRPC API and the admin commands.
+//! Registration, login, password changes, account deletion and user
+//! listing: the service's logic, shared by the gRPC API and the admin
+//! commands. Sessions and their tokens are in `sessions`.
+
+mod sessions;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bookstore_proto::pagination;
+use bookstore_proto::{UnixMicros, pagination};
 use bookstore_runtime::Metrics;
-use bookstore_runtime::metrics::TokenFailures;
-use bookstore_tokens::{CLOCK_SKEW_LEEWAY, Claims, IssuedToken, PublicJwk, TokenSigner, TokenVerifier};
-use sha2::{Digest as _, Sha256};
+use bookstore_tokens::{PublicJwk, TokenFailures, TokenSigner, TokenVerifier};
 
 use crate::domain::{Password, UserName};
 use crate::error::{Error, Result};
 use crate::password::PasswordHasher;
-use crate::store::{
-    MAX_PUBLIC_IDS_PER_QUERY, NewSession, NewUser, NextRefreshToken, RevocationRecord, Rotation, SweepCutoffs,
-    SweepReport, UserRecord, UserStore,
-};
+use crate::store::{MAX_PUBLIC_IDS_PER_QUERY, NewUser, UserRecord, UserStore};
 use crate::throttle::{LoginAttempt, LoginThrottle, login_must_wait};
+
+pub use sessions::{Authenticated, RevocationPage, SessionPolicy, TokenPair};
 
 /// The one message for every failed login, whatever the reason.
 const LOGIN_FAILED: &str = "name or password is wrong";
-/// Random bytes in a refresh token.
-const REFRESH_TOKEN_BYTES: usize = 32;
-/// Longer input is not a refresh token; refused before hashing.
-const MAX_REFRESH_TOKEN_CHARS: usize = 128;
-
-/// How long refresh tokens live and how a spent one presented again is
-/// treated.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionPolicy {
-    /// Lifetime of a refresh token (each rotation starts a new one).
-    pub refresh_ttl: Duration,
-    /// A spent refresh token presented again within this time of its
-    /// rotation is refused without ending the session (two tabs refreshing
-    /// at once); later, it ends the session (a stolen copy).
-    pub reuse_grace: Duration,
-}
-
-/// An access token and the refresh token of the same session.
-#[derive(Debug, Clone)]
-pub struct TokenPair {
-    pub access: IssuedToken,
-    pub refresh_token: String,
-}
-
-impl TokenPair {
-    /// Seconds until the access token expires.
-    pub fn expires_in(&self) -> i64 {
-        i64::try_from(self.access.claims.exp.saturating_sub(self.access.claims.iat)).unwrap_or(i64::MAX)
-    }
-}
-
-/// One page of the revocation feed.
-#[derive(Debug)]
-pub struct RevocationPage {
-    pub revocations: Vec<RevocationRecord>,
-    pub next_page_token: String,
-}
 
 /// Users and their tokens.
 #[derive(Clone)]
@@ -113,7 +73,7 @@ impl Accounts {
     /// database pool in `metrics`.
     pub fn register_metrics(&self, metrics: &Metrics) {
         self.hasher.register_metrics(metrics);
-        self.token_failures.register(metrics);
+        metrics.register(TokenFailures::NAME, TokenFailures::HELP, self.token_failures.clone());
         let store = Arc::clone(&self.store);
         metrics.register_pool(move || store.pool_usage());
     }
@@ -132,7 +92,7 @@ impl Accounts {
                 name_key: name.key(),
                 password_hash,
                 admin,
-                created_at: unix_micros(),
+                created_at: UnixMicros::now().get(),
             })
             .await?;
         tracing::info!(public_id = %user.public_id, "user registered");
@@ -216,7 +176,7 @@ impl Accounts {
                 }
             }
         }
-        self.store.mark_data_migration_done(MIGRATION, unix_secs()).await?;
+        self.store.mark_data_migration_done(MIGRATION, UnixMicros::now().secs()).await?;
         if kept.is_empty() {
             tracing::info!(rekeyed, "user name keys recomputed");
         } else {
@@ -235,7 +195,7 @@ impl Accounts {
         if !self.login_throttle.is_enabled() {
             return Ok(());
         }
-        match self.store.count_login_attempt(name_key, unix_secs(), self.login_throttle).await? {
+        match self.store.count_login_attempt(name_key, UnixMicros::now().secs(), self.login_throttle).await? {
             LoginAttempt::Allowed => Ok(()),
             LoginAttempt::Wait { seconds } => {
                 tracing::info!(wait_secs = seconds, "login refused: the name must wait");
@@ -265,94 +225,11 @@ impl Accounts {
         }
     }
 
-    /// Starts a session for `user`: an access token carrying its id and its
-    /// first refresh token.
-    async fn start_session(&self, user: &UserRecord) -> Result<TokenPair> {
-        let (refresh_token, refresh_token_hash) = new_refresh_token();
-        let now = unix_micros();
-        let session_id = uuid::Uuid::new_v4().to_string();
-        self.store
-            .create_session(NewSession {
-                id: session_id.clone(),
-                user_id: user.id,
-                refresh_token_hash,
-                created_at: now,
-                refresh_expires_at: now.saturating_add(micros(self.sessions.refresh_ttl)),
-            })
-            .await?;
-        let access = self.issue(user, &session_id)?;
-        tracing::info!(public_id = %user.public_id, session_id, "session started");
-        Ok(TokenPair { access, refresh_token })
-    }
-
-    fn issue(&self, user: &UserRecord, session_id: &str) -> Result<IssuedToken> {
-        self.signer
-            .issue(&user.public_id, &user.name, user.admin, session_id)
-            .map_err(|error| Error::Internal(error.into()))
-    }
-
-    /// Spends a refresh token for a new pair. A spent token presented again
-    /// after the grace window ends its session.
-    #[tracing::instrument(skip_all)]
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
-        let token_hash = refresh_token_hash(refresh_token)?;
-        let (next_token, next_hash) = new_refresh_token();
-        let now = unix_micros();
-        let next = NextRefreshToken {
-            hash: next_hash,
-            now,
-            expires_at: now.saturating_add(micros(self.sessions.refresh_ttl)),
-        };
-        match self.store.rotate_refresh_token(&token_hash, next).await? {
-            Rotation::Rotated { session_id, user } => {
-                let access = self.issue(&user, &session_id)?;
-                tracing::info!(public_id = %user.public_id, session_id, "session refreshed");
-                Ok(TokenPair { access, refresh_token: next_token })
-            }
-            Rotation::AlreadySpent { session_id, rotated_at } => {
-                if now.saturating_sub(rotated_at) <= micros(self.sessions.reuse_grace) {
-                    return Err(Error::wrong_credential(
-                        "refresh_token",
-                        "was already used; use the one its refresh returned",
-                    ));
-                }
-                self.store.revoke_session(&session_id, now, self.relevant_until(now)).await?;
-                tracing::warn!(session_id, "spent refresh token presented again: session revoked");
-                Err(Error::wrong_credential("refresh_token", "was already used; the session is revoked, log in again"))
-            }
-            Rotation::Invalid => Err(Error::wrong_credential("refresh_token", "is not valid")),
-        }
-    }
-
-    /// Ends the session of an access token (its signature is enough: ending
-    /// an ended session is fine) and/or that of a refresh token.
-    #[tracing::instrument(skip_all)]
-    pub async fn logout(&self, access_token: Option<&str>, refresh_token: Option<&str>) -> Result<()> {
-        let mut sessions = Vec::new();
-        if let Some(token) = access_token {
-            sessions.push(self.validate_signature(token)?.sid);
-        }
-        if let Some(token) = refresh_token {
-            let session = self.store.session_of_refresh_token(&refresh_token_hash(token)?).await?;
-            sessions.push(session.ok_or_else(|| Error::wrong_credential("refresh_token", "is not valid"))?);
-        }
-        if sessions.is_empty() {
-            return Err(Error::Unauthenticated(bookstore_tokens::MissingToken.to_string()));
-        }
-        let now = unix_micros();
-        for session_id in sessions {
-            if self.store.revoke_session(&session_id, now, self.relevant_until(now)).await? {
-                tracing::info!(session_id, "session ended");
-            }
-        }
-        Ok(())
-    }
-
     /// Changes the caller's password, ends all their sessions and starts a
     /// new one.
     #[tracing::instrument(skip_all)]
     pub async fn change_password(&self, token: &str, current: String, new: String) -> Result<TokenPair> {
-        let (_, user) = self.authenticate(token).await?;
+        let Authenticated { user, .. } = self.authenticate(token).await?;
         let new = Password::parse_new(new).map_err(|error| match error {
             Error::InvalidArgument { reason, .. } => Error::invalid("new_password", reason),
             other => other,
@@ -360,7 +237,7 @@ impl Accounts {
         let current = Password::parse_attempt(current)?;
         self.check_password_of(&user, current, "current_password").await?;
         let new_hash = self.hasher.hash(new).await?;
-        let now = unix_micros();
+        let now = UnixMicros::now().get();
         let ended = self.store.change_password(user.id, &new_hash, now, self.relevant_until(now)).await?;
         tracing::info!(public_id = %user.public_id, ended_sessions = ended, "password changed");
         self.start_session(&user).await
@@ -370,37 +247,14 @@ impl Accounts {
     /// the deletion from the revocation feed.
     #[tracing::instrument(skip_all)]
     pub async fn delete_account(&self, token: &str, password: String) -> Result<()> {
-        let (_, user) = self.authenticate(token).await?;
+        let Authenticated { user, .. } = self.authenticate(token).await?;
         let password = Password::parse_attempt(password)?;
         self.check_password_of(&user, password, "password").await?;
-        let now = unix_micros();
+        let now = UnixMicros::now().get();
         if self.store.delete_user(user.id, now, self.relevant_until(now)).await? {
             tracing::info!(public_id = %user.public_id, "account deleted");
         }
         Ok(())
-    }
-
-    /// Ends every session of a user (the admin command); how many.
-    pub async fn revoke_sessions(&self, name: &str) -> Result<u64> {
-        let name = UserName::parse(name)?;
-        let user = self
-            .store
-            .find_user_by_name_key(&name.key())
-            .await?
-            .ok_or_else(|| Error::NotFound("no user with this name".into()))?;
-        let now = unix_micros();
-        self.store.revoke_user_sessions(user.id, now, self.relevant_until(now)).await
-    }
-
-    /// A page of the revocation feed, from `since` (unix micros).
-    pub async fn list_revocations(&self, since: i64, page_size: i32, page_token: &str) -> Result<RevocationPage> {
-        let limit = pagination::effective_page_size(page_size)
-            .ok_or_else(|| Error::invalid("page_size", "must not be negative"))?;
-        let after = pagination::parse_page_token(page_token)
-            .ok_or_else(|| Error::invalid("page_token", "is not a token this service issued"))?;
-        let rows = self.store.list_revocations(since, after, limit + 1).await?;
-        let (revocations, next_page_token) = pagination::into_page(rows, limit, |row| row.id);
-        Ok(RevocationPage { revocations, next_page_token })
     }
 
     /// Those of `public_ids` that belong to an existing user (for our
@@ -413,57 +267,11 @@ impl Accounts {
         self.store.find_existing_public_ids(public_ids).await
     }
 
-    /// Until when a revocation made `now` matters: the longest an access
-    /// token issued before it stays valid, clock skew allowance included.
-    fn relevant_until(&self, now: i64) -> i64 {
-        now.saturating_add(micros(self.longest_access_token()))
-    }
-
-    /// The longest an access token is accepted: its lifetime plus the
-    /// clock skew leeway of verifiers.
-    fn longest_access_token(&self) -> Duration {
-        self.signer.lifetime() + CLOCK_SKEW_LEEWAY
-    }
-
-    /// Deletes the rows no request will use again, as of now (see
-    /// `store::sweep_sql`); deleted users' revocations are kept
-    /// `deleted_user_retention` past their `relevant_until`.
-    pub async fn sweep_stale_rows(&self, deleted_user_retention: Duration) -> Result<SweepReport> {
-        let cutoffs = SweepCutoffs::at(unix_micros(), self.longest_access_token(), deleted_user_retention);
-        self.store.sweep(cutoffs).await
-    }
-
-    /// Verifies a token's signature, issuer, audience and expiry, and that
-    /// its session is open and its user exists.
-    pub async fn authenticate(&self, token: &str) -> Result<(Claims, UserRecord)> {
-        let claims = self.validate_signature(token)?;
-        let user = self
-            .store
-            .find_active_session_user(&claims.sid)
-            .await?
-            .filter(|user| user.public_id == claims.sub)
-            .ok_or_else(|| Error::Unauthenticated("token's session has ended: log in again".into()))?;
-        Ok((claims, user))
-    }
-
-    /// Verifies a token's signature, issuer, audience and expiry only.
-    fn validate_signature(&self, token: &str) -> Result<Claims> {
-        self.verifier.verify(token).map_err(|error| {
-            self.token_failures.record(error.reason());
-            Error::Unauthenticated(error.to_string())
-        })
-    }
-
-    /// The public keys that verify this service's tokens.
-    pub fn jwks(&self) -> &[PublicJwk] {
-        &self.jwks
-    }
-
     /// A page of users, for an admin. Admin rights are checked against the
     /// database, so a demoted admin loses them before the token expires.
     #[tracing::instrument(skip_all)]
     pub async fn list_users(&self, token: &str, page_size: i32, page_token: &str) -> Result<UserPage> {
-        let (_, caller) = self.authenticate(token).await?;
+        let Authenticated { user: caller, .. } = self.authenticate(token).await?;
         if !caller.admin {
             return Err(Error::PermissionDenied("listing users needs an admin".into()));
         }
@@ -485,44 +293,4 @@ impl Accounts {
     pub async fn close(&self) {
         self.store.close().await;
     }
-}
-
-fn unix_secs() -> i64 {
-    unix_micros() / 1_000_000
-}
-
-/// A new refresh token (256 random bits, base64url) and its SHA-256 (hex),
-/// which is all the database keeps.
-fn new_refresh_token() -> (String, String) {
-    let mut bytes = [0; REFRESH_TOKEN_BYTES];
-    bookstore_tokens::os_random(&mut bytes);
-    let token = URL_SAFE_NO_PAD.encode(bytes);
-    let hash = sha256_hex(&token);
-    (token, hash)
-}
-
-/// The stored form of a presented refresh token.
-fn refresh_token_hash(token: &str) -> Result<String> {
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(Error::invalid("refresh_token", "must not be empty"));
-    }
-    if token.len() > MAX_REFRESH_TOKEN_CHARS {
-        return Err(Error::wrong_credential("refresh_token", "is not valid"));
-    }
-    Ok(sha256_hex(token))
-}
-
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
-}
-
-fn unix_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
 }

@@ -2,6 +2,8 @@
 //! registration. Shared by the `auth-service` and `bookstore` binaries, so
 //! messages name the binary that runs them.
 
+use bookstore_proto::UnixMicros;
+use bookstore_proto::prost_types::Timestamp;
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 
@@ -155,12 +157,7 @@ impl AdminCommand {
                 let accounts = crate::accounts(settings).await?;
                 let updated = accounts.set_admin(name, !revoke).await;
                 accounts.close().await;
-                let user = updated.map_err(|error| match error {
-                    crate::Error::NotFound(_) => {
-                        anyhow::anyhow!("no user named {name:?}; list users with `{} list-users`", bin_name())
-                    }
-                    other => other.into(),
-                })?;
+                let user = updated.map_err(|error| no_user_named(name, error))?;
                 println!("user {:?} admin: {}", user.name, user.admin);
                 Ok(())
             }
@@ -168,16 +165,22 @@ impl AdminCommand {
                 let accounts = crate::accounts(settings).await?;
                 let ended = accounts.revoke_sessions(name).await;
                 accounts.close().await;
-                let ended = ended.map_err(|error| match error {
-                    crate::Error::NotFound(_) => {
-                        anyhow::anyhow!("no user named {name:?}; list users with `{} list-users`", bin_name())
-                    }
-                    other => other.into(),
-                })?;
+                let ended = ended.map_err(|error| no_user_named(name, error))?;
                 println!("ended {ended} session(s) of {name:?}");
                 Ok(())
             }
         }
+    }
+}
+
+/// `NotFound` from a command naming a user, as a message that tells how to
+/// list the users; any other error as it is.
+fn no_user_named(name: &str, error: crate::Error) -> anyhow::Error {
+    match error {
+        crate::Error::NotFound(_) => {
+            anyhow::anyhow!("no user named {name:?}; list users with `{} list-users`", bin_name())
+        }
+        other => other.into(),
     }
 }
 
@@ -203,7 +206,8 @@ async fn all_users(store: &dyn crate::store::UserStore) -> crate::Result<Vec<Use
 
 /// RFC 3339, whole seconds, UTC.
 fn created(user: &UserRecord) -> String {
-    bookstore_proto::timestamp_from_micros(user.created_at.div_euclid(1_000_000) * 1_000_000).to_string()
+    let whole_seconds = UnixMicros(user.created_at).secs() * 1_000_000;
+    Timestamp::from(UnixMicros(whole_seconds)).to_string()
 }
 
 fn users_table(users: &[UserRecord]) -> String {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bookstore_runtime::ServerLimits;
+use bookstore_runtime::{ServerLimits, at_least_one_second};
 
 use crate::throttle::TrustedProxy;
 
@@ -121,7 +121,7 @@ pub struct Settings {
         long,
         env = "AUTH_REQUEST_TIMEOUT_SECS",
         default_value_t = ServerLimits::DEFAULT.request_timeout.as_secs(),
-        value_parser = clap::value_parser!(u64).range(1..),
+        value_parser = at_least_one_second(),
     )]
     pub request_timeout_secs: u64,
 
@@ -154,22 +154,12 @@ pub struct Settings {
 
     /// The first wait after the free attempts, in seconds; it doubles with
     /// each further failure.
-    #[arg(
-        long,
-        env = "AUTH_LOGIN_DELAY_SECS",
-        default_value_t = 1,
-        value_parser = clap::value_parser!(u64).range(1..),
-    )]
+    #[arg(long, env = "AUTH_LOGIN_DELAY_SECS", default_value_t = 1, value_parser = at_least_one_second())]
     pub login_delay_secs: u64,
 
     /// The longest wait between attempts for one user name, in seconds
     /// (never a permanent lockout).
-    #[arg(
-        long,
-        env = "AUTH_LOGIN_MAX_DELAY_SECS",
-        default_value_t = 900,
-        value_parser = clap::value_parser!(u64).range(1..),
-    )]
+    #[arg(long, env = "AUTH_LOGIN_MAX_DELAY_SECS", default_value_t = 900, value_parser = at_least_one_second())]
     pub login_max_delay_secs: u64,
 
     /// Seconds between sweeps that delete expired refresh tokens, finished
@@ -231,7 +221,7 @@ impl fmt::Debug for Settings {
             .field("tls_key", &self.tls_key)
             .field("tls_client_ca", &self.tls_client_ca)
             .field("tls_client_auth", &self.tls_client_auth)
-            .field("database_url", &bookstore_runtime::redact_password(&self.database_url))
+            .field("database_url", &bookstore_database::redact_password(&self.database_url))
             .field("signing_key_file", &self.signing_key_file)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
             .field("verification_key_files", &self.verification_key_files)

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use bookstore_proto::UnixMicros;
 use bookstore_proto::auth::v1::auth_service_server::AuthService;
 use bookstore_proto::auth::v1::revocation::Subject;
 use bookstore_proto::auth::v1::{
@@ -11,14 +12,14 @@ use bookstore_proto::auth::v1::{
     LogoutResponse, RefreshRequest, RefreshResponse, RegisterRequest, RegisterResponse, Revocation, User,
     ValidateTokenRequest, ValidateTokenResponse,
 };
-use bookstore_proto::timestamp_from_micros;
+use bookstore_proto::prost_types::Timestamp;
 use bookstore_runtime::InProcessCaller;
 use bookstore_tokens::{SERVICE_TOKEN_METADATA, ServiceToken};
 use tonic::{Request, Response, Status};
 
-use crate::accounts::{Accounts, TokenPair};
+use crate::accounts::{Accounts, Authenticated, TokenPair};
 use crate::error::Error;
-use crate::store::{DELETED_USER, RevocationRecord, UserRecord};
+use crate::store::{RevocationKind, RevocationRecord, UserRecord};
 use crate::throttle::{ClientRateLimiter, TrustedProxy, client_address};
 
 /// The gRPC face of [`Accounts`].
@@ -196,15 +197,12 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<ValidateTokenResponse>, Status> {
         // The admin flag as the database has it now: the claim in the token
         // may predate a demotion.
-        let (claims, user) = self.accounts.authenticate(&request.get_ref().token).await?;
+        let Authenticated { claims, user } = self.accounts.authenticate(&request.get_ref().token).await?;
         Ok(Response::new(ValidateTokenResponse {
             public_id: claims.sub,
             name: user.name,
             admin: user.admin,
-            expires_at: Some(bookstore_proto::prost_types::Timestamp {
-                seconds: i64::try_from(claims.exp).unwrap_or(i64::MAX),
-                nanos: 0,
-            }),
+            expires_at: Some(Timestamp { seconds: i64::try_from(claims.exp).unwrap_or(i64::MAX), nanos: 0 }),
         }))
     }
 
@@ -244,15 +242,14 @@ fn token_of<T>(request: &Request<T>) -> Result<String, Error> {
 }
 
 fn revocation(record: RevocationRecord) -> Revocation {
-    let subject = if record.kind == DELETED_USER {
-        Subject::DeletedUserPublicId(record.subject)
-    } else {
-        Subject::SessionId(record.subject)
+    let subject = match record.kind {
+        RevocationKind::DeletedUser => Subject::DeletedUserPublicId(record.subject),
+        RevocationKind::Session => Subject::SessionId(record.subject),
     };
     Revocation {
         subject: Some(subject),
-        revoked_at: Some(timestamp_from_micros(record.revoked_at)),
-        relevant_until: Some(timestamp_from_micros(record.relevant_until)),
+        revoked_at: Some(Timestamp::from(UnixMicros(record.revoked_at))),
+        relevant_until: Some(Timestamp::from(UnixMicros(record.relevant_until))),
     }
 }
 
@@ -262,7 +259,7 @@ fn public_user(user: UserRecord) -> User {
         public_id: user.public_id,
         name: user.name,
         admin: user.admin,
-        created_at: Some(timestamp_from_micros(user.created_at)),
+        created_at: Some(Timestamp::from(UnixMicros(user.created_at))),
     }
 }
 

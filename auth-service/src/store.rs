@@ -96,8 +96,8 @@ pub enum Rotation {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RevocationRecord {
     pub id: i64,
-    /// `session` or `user`.
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: RevocationKind,
     /// A session id, or a deleted user's public id.
     pub subject: String,
     /// Unix time in microseconds.
@@ -105,9 +105,38 @@ pub struct RevocationRecord {
     pub relevant_until: i64,
 }
 
-/// Revocation kinds, as stored.
-pub const REVOKED_SESSION: &str = "session";
-pub const DELETED_USER: &str = "user";
+/// What a revocation revokes. Stored as text in `revocations.kind` (the
+/// sweep's statements name the stored forms too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationKind {
+    /// `session`: every token of one session; the subject is its id.
+    Session,
+    /// `user`: every token of a deleted user; the subject is their public id.
+    DeletedUser,
+}
+
+impl RevocationKind {
+    /// The stored form.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::DeletedUser => "user",
+        }
+    }
+}
+
+impl TryFrom<String> for RevocationKind {
+    type Error = String;
+
+    fn try_from(stored: String) -> std::result::Result<Self, Self::Error> {
+        match stored.as_str() {
+            "session" => Ok(Self::Session),
+            "user" => Ok(Self::DeletedUser),
+            _ => Err(format!("unknown revocation kind {stored:?}")),
+        }
+    }
+}
 
 /// The most ids one `find_existing_public_ids` call may ask about (one
 /// bind parameter each; both backends allow far more).

@@ -4,9 +4,11 @@
 //! database, so shared by every replica).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use ipnet::{IpNet, Ipv6Net};
 
 use crate::error::{Error, Result};
 
@@ -92,13 +94,18 @@ fn refilled(bucket: Bucket, now: Instant, per_second: f64, burst: f64) -> f64 {
 }
 
 fn bucket_key(client: IpAddr) -> IpAddr {
-    match client {
-        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(Ipv6Addr::from(prefix))
-        }
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
-        IpAddr::V4(_) => client,
+    match unmapped(client) {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Net::new(v6, 64).map_or(v6, |block| block.network())),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as its IPv4 address; any
+/// other address as it is.
+fn unmapped(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        IpAddr::V4(_) => address,
     }
 }
 
@@ -107,29 +114,14 @@ fn bucket_key(client: IpAddr) -> IpAddr {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrustedProxy {
     /// `None` for `none`.
-    network: Option<IpAddr>,
-    prefix: u8,
+    network: Option<IpNet>,
 }
 
 impl TrustedProxy {
-    /// Whether `address` is in this block.
+    /// Whether `address` (an IPv4-mapped IPv6 address counting as its IPv4
+    /// address) is in this block.
     pub fn contains(&self, address: IpAddr) -> bool {
-        let Some(network) = self.network else { return false };
-        let address = match address {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
-            IpAddr::V4(_) => address,
-        };
-        match (network, address) {
-            (IpAddr::V4(network), IpAddr::V4(address)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(network) & mask == u32::from(address) & mask
-            }
-            (IpAddr::V6(network), IpAddr::V6(address)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(network) & mask == u128::from(address) & mask
-            }
-            _ => false,
-        }
+        self.network.is_some_and(|network| network.contains(&unmapped(address)))
     }
 }
 
@@ -138,20 +130,20 @@ impl std::str::FromStr for TrustedProxy {
 
     fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
         if text.trim() == "none" {
-            return Ok(Self { network: None, prefix: 0 });
+            return Ok(Self { network: None });
         }
         let (address, prefix) = text.trim().split_once('/').map_or((text.trim(), None), |(a, p)| (a, Some(p)));
         let network: IpAddr = address.parse().map_err(|_| format!("{text:?} is not an IP address or CIDR block"))?;
         let bits = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => bits,
+        let network = match prefix {
+            None => IpNet::from(network),
             Some(prefix) => prefix
                 .parse::<u8>()
                 .ok()
-                .filter(|p| *p <= bits)
+                .and_then(|prefix| IpNet::new(network, prefix).ok())
                 .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {bits}"))?,
         };
-        Ok(Self { network: Some(network), prefix })
+        Ok(Self { network: Some(network) })
     }
 }
 

@@ -228,8 +228,13 @@ async fn a_sweep_after_churn_deletes_every_stale_row_and_nothing_live(store: &dy
     }
     let refreshed = store.rotate_refresh_token("h-live", next_token("h-live-2", SWEPT_AT)).await.unwrap();
     assert!(matches!(refreshed, Rotation::Rotated { .. }), "a live token still refreshes");
-    let feed: Vec<(String, String)> =
-        store.list_revocations(0, 0, 10).await.unwrap().into_iter().map(|row| (row.kind, row.subject)).collect();
+    let feed: Vec<(String, String)> = store
+        .list_revocations(0, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.kind.as_str().to_owned(), row.subject))
+        .collect();
     assert_eq!(
         feed,
         [("session".to_owned(), "ended-recently".to_owned()), ("user".to_owned(), gone_recently.public_id.clone())]
@@ -440,35 +445,9 @@ async fn an_import_with_a_taken_name_is_already_exists_and_imports_nothing(store
     assert_eq!(store.count_users().await.unwrap(), 1);
 }
 
-macro_rules! user_store_contract {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let database = bookstore_testing::TestDatabase::sqlite();
-                    let store = auth_service::store::connect(&database.url).await.unwrap();
-                    super::$test(&*store).await;
-                    store.close().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let Some(database) = super::TestDatabase::postgres().await else { return };
-                    let store = auth_service::store::connect(&database.url).await.unwrap();
-                    super::$test(&*store).await;
-                    store.close().await;
-                    database.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-user_store_contract!(
+bookstore_testing::store_contract!(
+    connect: auth_service::store::connect,
+    call: |store| &*store;
     created_users_are_found_by_name_key_and_public_id,
     a_taken_name_key_is_already_exists,
     users_list_in_id_order_after_a_cursor,

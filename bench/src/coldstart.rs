@@ -3,6 +3,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use bookstore_bench::print_report;
 use clap::Args;
 use serde::Serialize;
 use tonic_health::pb::HealthCheckRequest;
@@ -96,11 +97,8 @@ pub async fn cold_start(args: ColdStartArgs) -> anyhow::Result<()> {
         max_ms: sorted.last().copied().unwrap_or_default(),
         ready_ms,
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
+    print_report(&report, args.json, |report| {
         let runs: Vec<String> = report.ready_ms.iter().map(|ms| format!("{ms:.1}")).collect();
         println!("{}: ready in {} ms (median {:.1} ms)", report.name, runs.join(", "), report.median_ms);
-    }
-    Ok(())
+    })
 }

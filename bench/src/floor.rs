@@ -11,6 +11,7 @@ use books_service::store::{self, BookStore};
 use clap::Args;
 use serde::Serialize;
 
+use bookstore_bench::print_report;
 use bookstore_bench::stats::{Latency, new_histogram};
 
 #[derive(Debug, Args)]
@@ -72,9 +73,7 @@ pub async fn store_floor(args: StoreFloorArgs) -> anyhow::Result<()> {
         throughput_per_s: latency.count as f64 / args.duration,
         latency,
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
+    print_report(&report, args.json, |report| {
         println!(
             "store-floor ({}): {:.0} list_books/s with {} tasks; {}",
             report.backend,
@@ -82,8 +81,7 @@ pub async fn store_floor(args: StoreFloorArgs) -> anyhow::Result<()> {
             report.concurrency,
             report.latency.describe()
         );
-    }
-    Ok(())
+    })
 }
 
 async fn list_until(

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use bookstore_bench::print_report;
 use clap::Args;
 use serde::Serialize;
 
@@ -77,9 +78,7 @@ pub fn hash_bound(args: &HashBoundArgs) -> anyhow::Result<()> {
         parallel_threads: threads,
         parallel_hashes_per_s: total / started.elapsed().as_secs_f64(),
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
+    print_report(&report, args.json, |report| {
         println!(
             "argon2id m=19456 t=2 p=1: {:.2} ms per hash; bound {:.1}/s on {} cores; {} threads measured {:.1}/s",
             report.single_hash_ms,
@@ -88,6 +87,5 @@ pub fn hash_bound(args: &HashBoundArgs) -> anyhow::Result<()> {
             report.parallel_threads,
             report.parallel_hashes_per_s
         );
-    }
-    Ok(())
+    })
 }

@@ -26,6 +26,17 @@ pub fn grpc_frame(message: &impl prost::Message) -> anyhow::Result<Vec<u8>> {
     Ok(framed)
 }
 
+/// Prints `report` as one line of JSON when `json`, else as `describe`
+/// prints it for a person: what every command does with its result.
+pub fn print_report<R: serde::Serialize>(report: &R, json: bool, describe: impl FnOnce(&R)) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        describe(report);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,13 +11,14 @@ use bookstore_proto::books::v1::books_service_server::{BooksServiceServer, SERVI
 use bookstore_replicas::Replicas;
 use bookstore_runtime::metrics::SweptRows;
 use bookstore_runtime::{HealthReporter, Metrics, ServiceLayers, Transport};
-use bookstore_tokens::TokenPolicy;
+use bookstore_tokens::{TokenFailures, TokenPolicy};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower::Layer as _;
 
 use crate::config::Settings;
+use crate::deleted_users::DeletedUserBooks;
 use crate::grpc::BooksGrpc;
 use crate::interceptor::RequireTokenLayer;
 use crate::jwks::JwksCache;
@@ -83,7 +84,7 @@ impl App {
             Duration::from_secs(settings.jwks_min_refetch_secs),
             settings.token_cache_capacity,
         );
-        let revocations = RevocationList::new(auth.clone(), &service_token, store.clone());
+        let revocations = RevocationList::new(auth.clone(), &service_token, DeletedUserBooks::new(store.clone()));
         let orphans = (settings.orphan_sweep_interval_secs > 0).then(|| {
             let reconciler = OrphanReconciler::new(auth, &service_token, store.clone());
             (reconciler, Duration::from_secs(settings.orphan_sweep_interval_secs))
@@ -110,7 +111,7 @@ impl App {
         };
         let metrics = Metrics::new();
         let layers = ServiceLayers::new(limits, &metrics);
-        background.keys.failures().register(&metrics);
+        metrics.register(TokenFailures::NAME, TokenFailures::HELP, background.keys.failures().clone());
         let pool = store.clone();
         metrics.register_pool(move || pool.pool_usage());
         let swept = SweptRows::default();

@@ -1,10 +1,10 @@
 //! books-service settings, from flags or environment variables.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bookstore_runtime::ServerLimits;
+use bookstore_runtime::{ServerLimits, at_least_one_second};
 
 /// How to run books-service. Every flag has a `BOOKS_*` environment variable.
 #[derive(Clone, clap::Args)]
@@ -90,7 +90,7 @@ pub struct Settings {
         long,
         env = "BOOKS_REQUEST_TIMEOUT_SECS",
         default_value_t = ServerLimits::DEFAULT.request_timeout.as_secs(),
-        value_parser = clap::value_parser!(u64).range(1..),
+        value_parser = at_least_one_second(),
     )]
     pub request_timeout_secs: u64,
 
@@ -147,6 +147,19 @@ impl Settings {
         bookstore_runtime::settings_from_env("books-service")
     }
 
+    /// How the tests start a books-service: the defaults (with any `BOOKS_*`
+    /// variables), a free port on 127.0.0.1, the SQLite database `books.db`
+    /// in `dir`, and auth-service at `auth_url`, called with `service_token`.
+    #[doc(hidden)]
+    pub fn for_tests(dir: &Path, auth_url: String, service_token: &str) -> Result<Self, clap::Error> {
+        let mut settings = Self::from_env()?;
+        settings.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings.database_url = format!("sqlite://{}", dir.join("books.db").display());
+        settings.auth_url = auth_url;
+        settings.service_token = Some(service_token.to_owned());
+        Ok(settings)
+    }
+
     /// The gRPC server's limits.
     #[must_use]
     pub fn server_limits(&self) -> ServerLimits {
@@ -182,7 +195,7 @@ impl std::fmt::Debug for Settings {
             .field("tls_client_ca", &self.tls_client_ca)
             .field("tls_client_auth", &self.tls_client_auth)
             .field("auth_tls_ca", &self.auth_tls_ca)
-            .field("database_url", &bookstore_runtime::redact_password(&self.database_url))
+            .field("database_url", &bookstore_database::redact_password(&self.database_url))
             .field("auth_url", &self.auth_url)
             .field("service_token_file", &self.service_token_file)
             .field("service_token", &self.service_token.as_ref().map(|_| "<redacted>"))

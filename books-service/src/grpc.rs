@@ -2,14 +2,14 @@
 //! encode. The interceptor has already checked the token.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bookstore_proto::books::v1::books_service_server::BooksService;
 use bookstore_proto::books::v1::{
     Book, CreateBookRequest, CreateBookResponse, DeleteBookRequest, DeleteBookResponse, GetBookRequest,
     GetBookResponse, ListBooksRequest, ListBooksResponse, UpdateBookRequest, UpdateBookResponse,
 };
-use bookstore_proto::{pagination, timestamp_from_micros};
+use bookstore_proto::prost_types::Timestamp;
+use bookstore_proto::{UnixMicros, pagination};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{BookId, BookPatch, NewBook};
@@ -34,7 +34,7 @@ impl BooksService for BooksGrpc {
         let owner = &caller(&request)?.public_id;
         let CreateBookRequest { name, author, publisher, book_prize } = request.get_ref();
         let book = NewBook::parse(name, author, publisher, *book_prize)?;
-        let book = self.store.create_book(owner, book, unix_micros()).await?;
+        let book = self.store.create_book(owner, book, UnixMicros::now().get()).await?;
         tracing::info!(book_id = book.id, "book created");
         Ok(Response::new(CreateBookResponse { book: Some(to_proto(book)) }))
     }
@@ -65,7 +65,7 @@ impl BooksService for BooksGrpc {
         let patch = BookPatch::parse(name.as_deref(), author.as_deref(), publisher.as_deref(), *book_prize)?;
         let book = self
             .store
-            .update_book(owner, id, patch, unix_micros())
+            .update_book(owner, id, patch, UnixMicros::now().get())
             .await?
             .ok_or_else(|| Error::book_not_found(id.get()))?;
         tracing::info!(book_id = book.id, "book updated");
@@ -90,13 +90,7 @@ fn to_proto(book: BookRecord) -> Book {
         author: book.author,
         publisher: book.publisher,
         book_prize: book.book_prize,
-        created_at: Some(timestamp_from_micros(book.created_at)),
-        updated_at: Some(timestamp_from_micros(book.updated_at)),
+        created_at: Some(Timestamp::from(UnixMicros(book.created_at))),
+        updated_at: Some(Timestamp::from(UnixMicros(book.updated_at))),
     }
-}
-
-fn unix_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
 }

@@ -9,13 +9,13 @@
 //! revocation list. A change of the key set empties the cache.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use bookstore_proto::UnixMicros;
 use bookstore_proto::auth::v1::GetJwksRequest;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_runtime::Transport;
-use bookstore_runtime::metrics::TokenFailures;
-use bookstore_tokens::{CLOCK_SKEW_LEEWAY, Claims, PublicJwk, TokenError, TokenPolicy, TokenVerifier};
+use bookstore_tokens::{CLOCK_SKEW_LEEWAY, Claims, PublicJwk, TokenError, TokenFailures, TokenPolicy, TokenVerifier};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -40,11 +40,18 @@ struct Inner {
     /// When the last fetch was tried and whether it succeeded; held while a
     /// fetch runs, so concurrent callers wait for that one instead of
     /// starting their own.
-    last_fetch: Mutex<Option<(Instant, bool)>>,
+    last_fetch: Mutex<Option<Fetch>>,
     min_refetch_interval: Duration,
     /// Verified tokens and their claims; `None` when disabled.
     verified: Option<quick_cache::sync::Cache<String, Arc<Claims>>>,
     failures: TokenFailures,
+}
+
+/// When keys were last fetched, and whether that worked.
+#[derive(Debug, Clone, Copy)]
+struct Fetch {
+    at: Instant,
+    succeeded: bool,
 }
 
 impl JwksCache {
@@ -87,7 +94,7 @@ impl JwksCache {
     fn verified_before(&self, token: &str) -> Option<Arc<Claims>> {
         let verified = self.inner.verified.as_ref()?;
         let claims = verified.get(token)?;
-        if claims.exp.saturating_add(CLOCK_SKEW_LEEWAY.as_secs()) > unix_now() {
+        if claims.exp.saturating_add(CLOCK_SKEW_LEEWAY.as_secs()) > UnixMicros::now().unsigned_secs() {
             return Some(claims);
         }
         verified.remove(token);
@@ -126,20 +133,20 @@ impl JwksCache {
     pub async fn refresh(&self) -> Result<()> {
         let mut last_fetch = self.inner.last_fetch.lock().await;
         let fetched = self.fetch().await;
-        *last_fetch = Some((Instant::now(), fetched.is_ok()));
+        *last_fetch = Some(Fetch { at: Instant::now(), succeeded: fetched.is_ok() });
         fetched
     }
 
     async fn refresh_if_due(&self) {
         let mut last_fetch = self.inner.last_fetch.lock().await;
-        if let Some((at, succeeded)) = *last_fetch {
+        if let Some(Fetch { at, succeeded }) = *last_fetch {
             let interval = if succeeded { self.inner.min_refetch_interval } else { RETRY_AFTER_FAILURE };
             if at.elapsed() < interval {
                 return;
             }
         }
         let fetched = self.fetch().await;
-        *last_fetch = Some((Instant::now(), fetched.is_ok()));
+        *last_fetch = Some(Fetch { at: Instant::now(), succeeded: fetched.is_ok() });
         if let Err(error) = fetched {
             tracing::warn!(%error, "cannot refresh the signing keys");
         }
@@ -197,8 +204,4 @@ impl JwksCache {
     fn current(&self) -> Option<Arc<TokenVerifier>> {
         self.inner.verifier.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }

@@ -3,6 +3,7 @@
 
 mod app;
 pub mod config;
+mod deleted_users;
 pub mod domain;
 mod error;
 mod grpc;

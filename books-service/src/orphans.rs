@@ -1,11 +1,11 @@
 //! Orphan reconciliation: deletes the books of users auth-service no longer
-//! has. The revocation feed (see `revocations`) deletes a deleted user's
-//! books within seconds, but it keeps a deletion only for a while (a week
-//! past the user's last token); a books replica away for longer never reads
-//! it. So at start, once the revocation list is loaded, and then every
-//! `BOOKS_ORPHAN_SWEEP_INTERVAL_SECS`, this pages through the distinct book
-//! owners and asks auth-service (`FindExistingUsers`, a service-only RPC)
-//! which of them exist.
+//! has. A deleted user's books go within seconds when the revocation feed
+//! reports the deletion (`deleted_users`), but the feed keeps a deletion
+//! only for a while (a week past the user's last token); a books replica
+//! away for longer never reads it. So at start, once the revocation list is
+//! loaded, and then every `BOOKS_ORPHAN_SWEEP_INTERVAL_SECS`, this pages
+//! through the distinct book owners and asks auth-service
+//! (`FindExistingUsers`, a service-only RPC) which of them exist.
 //!
 //! Fail safe: only owners auth-service explicitly answered as absent lose
 //! their books. An unreachable auth-service, an error, a refusal or an

@@ -6,25 +6,24 @@
 //! (`BOOKS_REVOCATION_REFRESH_SECS`). While auth-service cannot be reached
 //! the last list keeps being used (tokens revoked meanwhile stay accepted
 //! until the feed answers again or they expire); every failed poll logs a
-//! warning with how stale the list is. A deleted user's books are deleted
-//! here when the feed reports the deletion (and by `orphans` when the feed
-//! no longer has it, after a long absence).
+//! warning with how stale the list is. When the feed reports a deleted user,
+//! `deleted_users` deletes their books, after their tokens are refused here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use bookstore_proto::UnixMicros;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::auth::v1::revocation::Subject;
 use bookstore_proto::auth::v1::{ListRevocationsRequest, Revocation};
 use bookstore_proto::prost_types::Timestamp;
-use bookstore_proto::timestamp_from_micros;
 use bookstore_runtime::Transport;
 use bookstore_tokens::{Claims, SERVICE_TOKEN_METADATA, ServiceToken};
 use tokio::sync::Mutex;
 
+use crate::deleted_users::DeletedUserBooks;
 use crate::error::{Error, Result};
-use crate::store::BookStore;
 
 /// How long one `ListRevocations` call may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -46,7 +45,7 @@ struct Inner {
     client: AuthServiceClient<Transport>,
     /// The feed is only for services: this proves we are one.
     service_token: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
-    store: Arc<dyn BookStore>,
+    deleted_user_books: DeletedUserBooks,
     revoked: RwLock<Revoked>,
     /// Held while a poll runs, so polls never overlap.
     progress: Mutex<Progress>,
@@ -54,24 +53,28 @@ struct Inner {
 
 #[derive(Default)]
 struct Revoked {
-    /// Session id -> until when it matters (unix micros).
-    sessions: HashMap<String, i64>,
-    /// Deleted user's public id -> until when it matters (unix micros) and
-    /// whether their books are deleted yet.
-    users: HashMap<String, (i64, bool)>,
+    /// Session id -> until when it matters.
+    sessions: HashMap<String, UnixMicros>,
+    /// Deleted user's public id -> until when it matters.
+    users: HashMap<String, UnixMicros>,
     /// When the list was last brought up to date.
     loaded_at: Option<Instant>,
 }
 
 #[derive(Default)]
 struct Progress {
-    /// The newest `revoked_at` seen (unix micros, auth-service's clock).
-    newest: i64,
-    last_attempt: Option<(Instant, bool)>,
+    /// The newest `revoked_at` seen (auth-service's clock).
+    newest: UnixMicros,
+    /// When the last poll started.
+    last_attempt_at: Option<Instant>,
 }
 
 impl RevocationList {
-    pub fn new(client: AuthServiceClient<Transport>, service_token: &ServiceToken, store: Arc<dyn BookStore>) -> Self {
+    pub fn new(
+        client: AuthServiceClient<Transport>,
+        service_token: &ServiceToken,
+        deleted_user_books: DeletedUserBooks,
+    ) -> Self {
         // A service token is printable ASCII, so always a valid value.
         let service_token =
             service_token.expose().parse().unwrap_or_else(|_| tonic::metadata::MetadataValue::from_static(""));
@@ -79,7 +82,7 @@ impl RevocationList {
             inner: Arc::new(Inner {
                 client,
                 service_token,
-                store,
+                deleted_user_books,
                 revoked: RwLock::new(Revoked::default()),
                 progress: Mutex::new(Progress::default()),
             }),
@@ -124,7 +127,7 @@ impl RevocationList {
         if self.is_loaded() {
             return;
         }
-        if progress.last_attempt.is_some_and(|(at, _)| at.elapsed() < RETRY_AFTER_FAILURE) {
+        if progress.last_attempt_at.is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE) {
             return;
         }
         if let Err(error) = self.poll(&mut progress).await {
@@ -133,7 +136,7 @@ impl RevocationList {
     }
 
     /// Brings the list up to date: new revocations in, expired ones out,
-    /// deleted users' books deleted.
+    /// deleted users' books deleted (see `deleted_users`).
     pub async fn refresh(&self) -> Result<()> {
         let mut progress = self.inner.progress.lock().await;
         self.poll(&mut progress).await
@@ -141,19 +144,20 @@ impl RevocationList {
 
     async fn poll(&self, progress: &mut Progress) -> Result<()> {
         let polled = self.fetch_and_apply(progress).await;
-        progress.last_attempt = Some((Instant::now(), polled.is_ok()));
+        progress.last_attempt_at = Some(Instant::now());
         polled?;
-        let now = unix_micros();
+        let now = UnixMicros::now();
+        self.inner.deleted_user_books.forget_irrelevant_before(now);
         let mut revoked = self.write();
         revoked.sessions.retain(|_, until| *until >= now);
-        revoked.users.retain(|_, (until, _)| *until >= now);
+        revoked.users.retain(|_, until| *until >= now);
         revoked.loaded_at = Some(Instant::now());
         Ok(())
     }
 
     async fn fetch_and_apply(&self, progress: &mut Progress) -> Result<()> {
-        let micros_back = i64::try_from(OVERLAP.as_micros()).unwrap_or(i64::MAX);
-        let since = (progress.newest > 0).then(|| timestamp_from_micros(progress.newest.saturating_sub(micros_back)));
+        let since =
+            (progress.newest > UnixMicros::EPOCH).then(|| Timestamp::from(progress.newest.saturating_sub(OVERLAP)));
         let mut page_token = String::new();
         let mut newest = progress.newest;
         loop {
@@ -183,8 +187,8 @@ impl RevocationList {
     }
 
     /// Applies one revocation; its `revoked_at`.
-    async fn apply(&self, revocation: Revocation) -> Result<i64> {
-        let until = revocation.relevant_until.as_ref().map_or(i64::MAX, micros_of);
+    async fn apply(&self, revocation: Revocation) -> Result<UnixMicros> {
+        let until = revocation.relevant_until.as_ref().map_or(UnixMicros::MAX, UnixMicros::from);
         match revocation.subject {
             Some(Subject::SessionId(session_id)) => {
                 self.write().sessions.insert(session_id, until);
@@ -192,18 +196,12 @@ impl RevocationList {
             Some(Subject::DeletedUserPublicId(public_id)) => {
                 // Refuse first, then delete, so that no new book slips in
                 // after (but for calls already past the check).
-                let purged = self.write().users.entry(public_id.clone()).or_insert((until, false)).1;
-                if !purged {
-                    let deleted = self.inner.store.delete_books_of_owner(&public_id).await?;
-                    tracing::info!(public_id, deleted, "books of a deleted user deleted");
-                    if let Some(entry) = self.write().users.get_mut(&public_id) {
-                        entry.1 = true;
-                    }
-                }
+                let until = *self.write().users.entry(public_id.clone()).or_insert(until);
+                self.inner.deleted_user_books.delete_once(&public_id, until).await?;
             }
             None => {}
         }
-        Ok(revocation.revoked_at.as_ref().map_or(0, micros_of))
+        Ok(revocation.revoked_at.as_ref().map_or(UnixMicros::EPOCH, UnixMicros::from))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Revoked> {
@@ -213,14 +211,4 @@ impl RevocationList {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Revoked> {
         self.inner.revoked.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-fn micros_of(timestamp: &Timestamp) -> i64 {
-    timestamp.seconds.saturating_mul(1_000_000).saturating_add(i64::from(timestamp.nanos / 1_000))
-}
-
-fn unix_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use books_service::store::BookStore;
 use books_service::store::testing::{book, id, patch};
-use bookstore_testing::TestDatabase;
 
 const NOW: i64 = 1_700_000_000_000_000;
 
@@ -101,35 +100,9 @@ async fn keyset_pages_stay_correct_under_concurrent_writes(store: Arc<dyn BookSt
     }
 }
 
-macro_rules! book_store_contract {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let database = bookstore_testing::TestDatabase::sqlite();
-                    let store = books_service::store::connect(&database.url).await.unwrap();
-                    super::$test(store.clone()).await;
-                    store.close().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let Some(database) = super::TestDatabase::postgres().await else { return };
-                    let store = books_service::store::connect(&database.url).await.unwrap();
-                    super::$test(store.clone()).await;
-                    store.close().await;
-                    database.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-book_store_contract!(
+bookstore_testing::store_contract!(
+    connect: books_service::store::connect,
+    call: |store| store.clone();
     created_books_are_scoped_to_their_owner,
     same_title_and_author_are_allowed_many_times,
     updates_change_only_the_fields_set,

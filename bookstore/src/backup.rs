@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use sqlx::Connection as _;
 
+use crate::migrate::{migrate_book_database, migrate_user_database};
+
 /// The manifest's file name in a backup directory.
 pub const MANIFEST: &str = "manifest.json";
 /// The manifest format this version writes and reads.
@@ -168,18 +170,12 @@ impl Restore {
             }
         }
         let newer = "its schema is newer than this bookstore knows: restore with the version that wrote it";
-        let auth = sqlite_url(&data_dir.join(AUTH_DB));
-        auth_service::store::connect(&auth)
+        migrate_user_database(&sqlite_url(&data_dir.join(AUTH_DB)))
             .await
-            .with_context(|| format!("restored {AUTH_DB}: {newer}"))?
-            .close()
-            .await;
-        let books = sqlite_url(&data_dir.join(BOOKS_DB));
-        books_service::store::connect(&books)
+            .with_context(|| format!("restored {AUTH_DB}: {newer}"))?;
+        migrate_book_database(&sqlite_url(&data_dir.join(BOOKS_DB)))
             .await
-            .with_context(|| format!("restored {BOOKS_DB}: {newer}"))?
-            .close()
-            .await;
+            .with_context(|| format!("restored {BOOKS_DB}: {newer}"))?;
         println!(
             "restored {} files from {} (made {} by bookstore {}) into {}",
             manifest.files.len(),
@@ -198,7 +194,7 @@ async fn copy_database(url: &str, to: &Path) -> anyhow::Result<i64> {
     let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
         anyhow::bail!(
             "{} is not a SQLite database: back PostgreSQL up with pg_dump (docs/operations.md, \"Backup and restore\")",
-            bookstore_runtime::redact_password(url)
+            bookstore_database::redact_password(url)
         );
     };
     let path = path.split('?').next().unwrap_or(path);
@@ -247,7 +243,7 @@ fn entry(dir: &Path, name: &str, secret: bool) -> anyhow::Result<FileEntry> {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {

@@ -5,8 +5,8 @@
 //! checked to be present in the destination.
 
 use anyhow::Context as _;
-use auth_service::store::UserStore;
-use books_service::store::BookStore;
+use auth_service::store::{UserRecord, UserStore};
+use books_service::store::{BookRecord, BookStore};
 
 const PAGE: u32 = 500;
 
@@ -66,11 +66,9 @@ impl CopyData {
 
 /// Copies users page by page, then checks each one arrived.
 pub async fn copy_users(source: &dyn UserStore, destination: &dyn UserStore) -> anyhow::Result<Copied> {
-    let (mut after, mut copied) = (0, Copied { rows: 0, new: 0 });
-    loop {
-        let page = source.list_users(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
+    let mut copied = Copied { rows: 0, new: 0 };
+    let mut pages = Pages::new(|after| source.list_users(after, PAGE), |user: &UserRecord| user.id);
+    while let Some(page) = pages.next().await? {
         copied.new += destination.import_users(&page).await?;
         for user in &page {
             let arrived = destination.find_user_by_public_id(&user.public_id).await?;
@@ -90,11 +88,9 @@ pub async fn copy_users(source: &dyn UserStore, destination: &dyn UserStore) -> 
 
 /// Copies books page by page, then checks each one arrived.
 pub async fn copy_books(source: &dyn BookStore, destination: &dyn BookStore) -> anyhow::Result<Copied> {
-    let (mut after, mut copied) = (0, Copied { rows: 0, new: 0 });
-    loop {
-        let page = source.export_books(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
+    let mut copied = Copied { rows: 0, new: 0 };
+    let mut pages = Pages::new(|after| source.export_books(after, PAGE), |book: &BookRecord| book.id);
+    while let Some(page) = pages.next().await? {
         copied.new += destination.import_books(&page).await?;
         let arrived = destination.export_books(page[0].id - 1, PAGE).await?;
         for book in &page {
@@ -109,4 +105,32 @@ pub async fn copy_books(source: &dyn BookStore, destination: &dyn BookStore) -> 
     let (in_source, in_destination) = (source.count_books().await?, destination.count_books().await?);
     anyhow::ensure!(in_destination >= in_source, "destination has {in_destination} books, source {in_source}");
     Ok(copied)
+}
+
+/// A table read a page at a time, in id order: `fetch(after)` answers the
+/// rows after the id `after`; the next page starts after the last row's id.
+struct Pages<F, I> {
+    fetch: F,
+    id_of: I,
+    after: i64,
+}
+
+impl<F, I> Pages<F, I> {
+    fn new(fetch: F, id_of: I) -> Self {
+        Self { fetch, id_of, after: 0 }
+    }
+
+    /// The next page, or `None` once a page comes back empty.
+    async fn next<T, E, Fut>(&mut self) -> anyhow::Result<Option<Vec<T>>>
+    where
+        F: FnMut(i64) -> Fut,
+        Fut: Future<Output = Result<Vec<T>, E>>,
+        E: std::error::Error + Send + Sync + 'static,
+        I: Fn(&T) -> i64,
+    {
+        let page = (self.fetch)(self.after).await?;
+        let Some(last) = page.last() else { return Ok(None) };
+        self.after = (self.id_of)(last);
+        Ok(Some(page))
+    }
 }

@@ -22,23 +22,33 @@ impl Migrate {
             (auth, books) => (auth.as_deref(), books.as_deref()),
         };
         if let Some(url) = auth {
-            let store = auth_service::store::connect(url)
+            migrate_user_database(url)
                 .await
                 .with_context(|| format!("cannot migrate the user database {}", redact(url)))?;
-            store.close().await;
             println!("user database {}: migrated", redact(url));
         }
         if let Some(url) = books {
-            let store = books_service::store::connect(url)
+            migrate_book_database(url)
                 .await
                 .with_context(|| format!("cannot migrate the book database {}", redact(url)))?;
-            store.close().await;
             println!("book database {}: migrated", redact(url));
         }
         Ok(())
     }
 }
 
+/// Applies auth-service's migrations (opening its store does) and closes it.
+pub async fn migrate_user_database(url: &str) -> anyhow::Result<()> {
+    auth_service::store::connect(url).await?.close().await;
+    Ok(())
+}
+
+/// Applies books-service's migrations (opening its store does) and closes it.
+pub async fn migrate_book_database(url: &str) -> anyhow::Result<()> {
+    books_service::store::connect(url).await?.close().await;
+    Ok(())
+}
+
 fn redact(url: &str) -> String {
-    bookstore_runtime::redact_password(url)
+    bookstore_database::redact_password(url)
 }

@@ -167,6 +167,18 @@ fn line_matches(pattern: &str, line: &str) -> bool {
     true
 }
 
+/// Fails with `headline`, the expected lines (shown in `file`), the actual
+/// ones and the stack's `log` unless they match.
+fn assert_output_matches(expected: &[String], actual: &[String], headline: &str, file: &str, log: impl Fn() -> String) {
+    assert!(
+        output_matches(expected, actual),
+        "{headline}\n--- {file}\n{}\n--- actual\n{}\n--- stack log\n{}",
+        expected.join("\n"),
+        actual.join("\n"),
+        log()
+    );
+}
+
 /// A line that is only `...` matches any number of lines.
 fn output_matches(expected: &[String], actual: &[String]) -> bool {
     match expected.split_first() {
@@ -358,16 +370,8 @@ fn readme_walkthroughs_run_as_shown() {
     for block in &blocks {
         if block.kind == Kind::Startup {
             let expected = normalized(&ports.rewrite(&block.lines.join("\n")));
-            assert!(
-                output_matches(&expected, &startup),
-                "{}:{}: the stack's start-up output differs\n--- {}\n{}\n--- actual\n{}\n--- stack log\n{}",
-                block.file,
-                block.line,
-                block.file,
-                expected.join("\n"),
-                startup.join("\n"),
-                log()
-            );
+            let headline = format!("{}:{}: the stack's start-up output differs", block.file, block.line);
+            assert_output_matches(&expected, &startup, &headline, block.file, log);
             continue;
         }
         if block.kind == Kind::Grpcurl && !grpcurl {
@@ -384,17 +388,9 @@ fn readme_walkthroughs_run_as_shown() {
                 panic!("{}:{}: `{}` did not finish within {COMMAND_TIMEOUT:?}", block.file, step.line, step.command);
             };
             let (expected, actual) = (normalized(&ports.rewrite(&step.expected.join("\n"))), normalized(&actual));
-            assert!(
-                output_matches(&expected, &actual),
-                "{}:{}: the output of\n$ {}\ndiffers from the one shown\n--- {}\n{}\n--- actual\n{}\n--- stack log\n{}",
-                block.file,
-                step.line,
-                step.command,
-                block.file,
-                expected.join("\n"),
-                actual.join("\n"),
-                log()
-            );
+            let headline =
+                format!("{}:{}: the output of\n$ {}\ndiffers from the one shown", block.file, step.line, step.command);
+            assert_output_matches(&expected, &actual, &headline, block.file, log);
             ran += 1;
         }
     }

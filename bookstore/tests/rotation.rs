@@ -67,11 +67,9 @@ async fn rolling_key_rotation_fails_no_request() {
 
     // Before: both replicas sign with the old key.
     let mut replicas = [Some(start_auth(a, &auth_db, &old, &[]).await), Some(start_auth(b, &auth_db, &old, &[]).await)];
-    let mut books_settings = books_service::Settings::from_env().unwrap();
-    books_settings.listen_addr = "127.0.0.1:0".parse().unwrap();
-    books_settings.database_url = format!("sqlite://{}", dir.path().join("books.db").display());
-    books_settings.auth_url = format!("http://{a},http://{b}");
-    books_settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
+    let auth_url = format!("http://{a},http://{b}");
+    let mut books_settings =
+        books_service::Settings::for_tests(dir.path(), auth_url, bookstore_testing::SERVICE_TOKEN).unwrap();
     books_settings.jwks_refresh_secs = 1;
     let books = books_service::App::build(&books_settings).await.unwrap();
     let books_addr = books.local_addr();

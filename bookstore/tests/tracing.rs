@@ -34,10 +34,6 @@ struct ReceivedSpan {
     parent_span_id: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 /// An OTLP/HTTP (protobuf) trace collector on an ephemeral port.
 async fn start_collector() -> (SocketAddr, Arc<Mutex<Vec<ReceivedSpan>>>) {
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -63,9 +59,9 @@ async fn start_collector() -> (SocketAddr, Arc<Mutex<Vec<ReceivedSpan>>>) {
                         sink.lock().unwrap().push(ReceivedSpan {
                             service: service.clone(),
                             name: span.name,
-                            trace_id: hex(&span.trace_id),
-                            span_id: hex(&span.span_id),
-                            parent_span_id: hex(&span.parent_span_id),
+                            trace_id: hex::encode(&span.trace_id),
+                            span_id: hex::encode(&span.span_id),
+                            parent_span_id: hex::encode(&span.parent_span_id),
                         });
                     }
                 }

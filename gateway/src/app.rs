@@ -12,9 +12,10 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use bookstore_runtime::metrics::{HttpMetrics, MetricsServer};
+use bookstore_runtime::metrics::{MetricsServer, RequestMetrics};
 use bookstore_runtime::{Metrics, REQUEST_ID_HEADER};
 use bookstore_tls::ServerTls;
+use prometheus_client::encoding::EncodeLabelSet;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -71,7 +72,8 @@ impl App {
         let state = AppState { upstreams, default_page_size: settings.default_page_size };
         let cors = settings.cors_origins()?.map(cors_layer);
         let metrics = Metrics::new();
-        let router = with_middleware(routes::router(state), settings, cors, HttpMetrics::new(&metrics));
+        let router =
+            with_middleware(routes::router(state), settings, cors, HttpMetrics::new(&metrics, "http_server", "HTTP"));
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
@@ -176,6 +178,18 @@ fn request_span(request: &Request) -> Span {
     span
 }
 
+/// `http_server_requests_total` and `http_server_request_duration_seconds`
+/// by method, route template (`/books/{book_id}`, never the raw path) and
+/// HTTP status.
+type HttpMetrics = RequestMetrics<HttpLabels>;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
 /// Counts a request by method, route template and status.
 async fn record_metrics(State(metrics): State<HttpMetrics>, request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
@@ -183,7 +197,8 @@ async fn record_metrics(State(metrics): State<HttpMetrics>, request: Request, ne
     // The template (`/books/{book_id}`), so ids do not make new series.
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let response = next.run(request).await;
-    metrics.record(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    let labels = HttpLabels { method: method.as_str().to_owned(), route, status: response.status().as_u16() };
+    metrics.record(&labels, started.elapsed());
     response
 }
 

@@ -2,8 +2,11 @@
 //! of `bookstore.auth.v1` and `bookstore.books.v1`, plus the encoded file
 //! descriptor set that serves server reflection.
 
+mod time;
+
 pub use prost;
 pub use prost_types;
+pub use time::UnixMicros;
 pub use tonic;
 
 /// The encoded `FileDescriptorSet` of every Bookstore .proto file (and the
@@ -28,16 +31,6 @@ pub mod books {
     }
 }
 
-/// Converts a unix timestamp in microseconds into a protobuf `Timestamp`.
-#[must_use]
-pub fn timestamp_from_micros(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        // The remainder is in 0..1_000_000, so the product fits in i32.
-        nanos: i32::try_from(micros.rem_euclid(1_000_000) * 1_000).unwrap_or(0),
-    }
-}
-
 /// Keyset pagination shared by the List RPCs: a page token is an opaque
 /// encoding of the last id of the previous page, so inserts and deletes
 /// between pages never skip or repeat a row.
@@ -52,7 +45,7 @@ pub mod pagination {
     /// The page token that continues after `last_id`.
     #[must_use]
     pub fn page_token_after(last_id: i64) -> String {
-        hex_encode(format!("{PREFIX}{last_id}").as_bytes())
+        hex::encode(format!("{PREFIX}{last_id}"))
     }
 
     /// The id after which a page starts: 0 for an empty token (the first
@@ -62,7 +55,7 @@ pub mod pagination {
         if token.is_empty() {
             return Some(0);
         }
-        let bytes = hex_decode(token)?;
+        let bytes = hex::decode(token).ok()?;
         let text = std::str::from_utf8(&bytes).ok()?;
         text.strip_prefix(PREFIX)?.parse().ok().filter(|id| *id >= 0)
     }
@@ -89,17 +82,6 @@ pub mod pagination {
         rows.truncate(page_size);
         let next = rows.last().map(|row| page_token_after(id_of(row))).unwrap_or_default();
         (rows, next)
-    }
-
-    fn hex_encode(bytes: &[u8]) -> String {
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
-
-    fn hex_decode(text: &str) -> Option<Vec<u8>> {
-        if !text.len().is_multiple_of(2) || !text.is_ascii() {
-            return None;
-        }
-        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
     }
 
     #[cfg(test)]

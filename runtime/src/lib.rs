@@ -4,7 +4,6 @@
 //! listener, and shutdown on SIGINT/SIGTERM.
 
 mod access_log;
-pub mod database;
 mod http;
 mod in_process;
 mod limits;
@@ -22,7 +21,7 @@ use tonic::transport::server::TcpIncoming;
 pub use access_log::{AccessLog, AccessLogLayer, REQUEST_ID_HEADER};
 pub use http::serve_http;
 pub use in_process::{BoxError, InProcessCaller, ServiceLayers, Transport};
-pub use limits::{RETRY_AFTER, ServerLimits, ShedLoad, ShedLoadLayer};
+pub use limits::{RETRY_AFTER, ServerLimits, ShedLoad, ShedLoadFuture, ShedLoadLayer};
 pub use metrics::Metrics;
 pub use telemetry::{init_tracing, shutdown_tracing};
 pub use tonic_health::server::HealthReporter;
@@ -146,26 +145,8 @@ pub fn settings_from_env<T: clap::Args + clap::FromArgMatches>(bin: &'static str
     T::from_arg_matches(&matches)
 }
 
-/// A database URL fit for logs: `postgres://user:secret@host/db` becomes
-/// `postgres://user:***@host/db`.
+/// The `value_parser` of a setting in whole seconds that must be at least one.
 #[must_use]
-pub fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    match rest.rsplit_once('@') {
-        Some((credentials, host)) if credentials.contains(':') => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_passwords_are_redacted() {
-        assert_eq!(super::redact_password("postgres://u:p@ss@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(super::redact_password("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(super::redact_password("sqlite://data/auth.db"), "sqlite://data/auth.db");
-    }
+pub fn at_least_one_second() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
 }

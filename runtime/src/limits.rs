@@ -3,12 +3,14 @@
 //! once (`ResourceExhausted`, `retry-after: 1`) instead of queueing without
 //! bound, so an overloaded service answers fast and stays responsive.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::body::Body;
 use tower::{Layer, Service};
 
 /// The health service's path prefix: never shed, so that probes tell a busy
@@ -75,13 +77,11 @@ pub struct ShedLoad<S> {
 
 impl<S, RequestBody> Service<http::Request<RequestBody>> for ShedLoad<S>
 where
-    S: Service<http::Request<RequestBody>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: Service<http::Request<RequestBody>, Response = http::Response<Body>>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = ShedLoadFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -89,7 +89,7 @@ where
 
     fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
         if request.uri().path().starts_with(HEALTH_PATH_PREFIX) {
-            return Box::pin(self.inner.call(request));
+            return ShedLoadFuture::Admitted { response: self.inner.call(request), permit: None };
         }
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
             tracing::warn!(limit = self.limit, "overloaded: request shed");
@@ -98,14 +98,43 @@ where
                 self.limit
             ));
             status.metadata_mut().insert(RETRY_AFTER, tonic::metadata::MetadataValue::from(1u64));
-            return Box::pin(std::future::ready(Ok(status.into_http())));
+            return ShedLoadFuture::Refused { refusal: Some(status.into_http()) };
         };
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await;
-            drop(permit);
-            response
-        })
+        ShedLoadFuture::Admitted { response: self.inner.call(request), permit: Some(permit) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// What [`ShedLoad`] answers: the inner service's response, the request
+    /// holding its permit until the response is ready; or a refusal, at
+    /// once. A future of its own rather than a boxed one: no allocation per
+    /// request.
+    #[project = ShedLoadFutureProjection]
+    pub enum ShedLoadFuture<F> {
+        Admitted { #[pin] response: F, permit: Option<OwnedSemaphorePermit> },
+        Refused { refusal: Option<http::Response<Body>> },
+    }
+}
+
+impl<F, E> Future for ShedLoadFuture<F>
+where
+    F: Future<Output = Result<http::Response<Body>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ShedLoadFutureProjection::Admitted { response, permit } => {
+                let response = std::task::ready!(response.poll(cx));
+                // The request stops counting once its response is ready.
+                drop(permit.take());
+                Poll::Ready(response)
+            }
+            ShedLoadFutureProjection::Refused { refusal } => match refusal.take() {
+                Some(refusal) => Poll::Ready(Ok(refusal)),
+                None => panic!("BUG: ShedLoadFuture polled after it completed"),
+            },
+        }
     }
 }
 

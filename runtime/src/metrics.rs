@@ -6,6 +6,7 @@
 //! register them with the service's registry when the service is built.
 
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -194,6 +195,40 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_5, 2.0, 17))
 }
 
+/// A request counter and a latency histogram by the same labels `L`:
+/// `{name}_requests_total` and `{name}_request_duration_seconds`. The
+/// services' [`GrpcMetrics`], and the gateway's HTTP requests.
+#[derive(Debug, Clone)]
+pub struct RequestMetrics<L> {
+    requests: Family<L, Counter>,
+    durations: Family<L, Histogram, fn() -> Histogram>,
+}
+
+impl<L: EncodeLabelSet + Clone + Hash + Eq + std::fmt::Debug + Send + Sync + 'static> RequestMetrics<L> {
+    /// Creates the series and registers them with `metrics`; `what` names
+    /// the requests in the help texts.
+    #[must_use]
+    pub fn new(metrics: &Metrics, name: &str, what: &str) -> Self {
+        let this = Self {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+        };
+        metrics.register(&format!("{name}_requests"), &format!("{what} requests answered"), this.requests.clone());
+        metrics.register_seconds(
+            &format!("{name}_request_duration"),
+            &format!("{what} request latency"),
+            this.durations.clone(),
+        );
+        this
+    }
+
+    /// Records one answered request.
+    pub fn record(&self, labels: &L, latency: Duration) {
+        self.requests.get_or_create(labels).inc();
+        self.durations.get_or_create(labels).observe(latency.as_secs_f64());
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GrpcLabels {
     service: String,
@@ -204,91 +239,20 @@ struct GrpcLabels {
 /// `grpc_server_requests_total` and `grpc_server_request_duration_seconds`
 /// by service, method and gRPC status code; recorded by the access log layer.
 #[derive(Debug, Clone)]
-pub struct GrpcMetrics {
-    requests: Family<GrpcLabels, Counter>,
-    durations: Family<GrpcLabels, Histogram, fn() -> Histogram>,
-}
+pub struct GrpcMetrics(RequestMetrics<GrpcLabels>);
 
 impl GrpcMetrics {
     /// Creates the series and registers them with `metrics`.
     #[must_use]
     pub fn new(metrics: &Metrics) -> Self {
-        let this = Self {
-            requests: Family::default(),
-            durations: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
-        };
-        metrics.register("grpc_server_requests", "gRPC requests answered", this.requests.clone());
-        metrics.register_seconds("grpc_server_request_duration", "gRPC request latency", this.durations.clone());
-        this
+        Self(RequestMetrics::new(metrics, "grpc_server", "gRPC"))
     }
 
     /// Records one answered request; `path` is `/package.Service/Method`.
     pub fn record(&self, path: &str, code: tonic::Code, latency: Duration) {
         let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or(("", path));
         let labels = GrpcLabels { service: service.to_owned(), method: method.to_owned(), code: format!("{code:?}") };
-        self.requests.get_or_create(&labels).inc();
-        self.durations.get_or_create(&labels).observe(latency.as_secs_f64());
-    }
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HttpLabels {
-    method: String,
-    route: String,
-    status: u16,
-}
-
-/// `http_server_requests_total` and `http_server_request_duration_seconds`
-/// by method, route template (`/books/{book_id}`, never the raw path) and
-/// HTTP status.
-#[derive(Debug, Clone)]
-pub struct HttpMetrics {
-    requests: Family<HttpLabels, Counter>,
-    durations: Family<HttpLabels, Histogram, fn() -> Histogram>,
-}
-
-impl HttpMetrics {
-    /// Creates the series and registers them with `metrics`.
-    #[must_use]
-    pub fn new(metrics: &Metrics) -> Self {
-        let this = Self {
-            requests: Family::default(),
-            durations: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
-        };
-        metrics.register("http_server_requests", "HTTP requests answered", this.requests.clone());
-        metrics.register_seconds("http_server_request_duration", "HTTP request latency", this.durations.clone());
-        this
-    }
-
-    /// Records one answered request.
-    pub fn record(&self, method: &str, route: &str, status: u16, latency: Duration) {
-        let labels = HttpLabels { method: method.to_owned(), route: route.to_owned(), status };
-        self.requests.get_or_create(&labels).inc();
-        self.durations.get_or_create(&labels).observe(latency.as_secs_f64());
-    }
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabel {
-    reason: &'static str,
-}
-
-/// `token_verification_failures_total` by reason (`missing`, `malformed`,
-/// `expired`, `bad_signature`, `unknown_key`, `wrong_algorithm`, `invalid`,
-/// `keys_unavailable`). Counts from creation; [`TokenFailures::register`]
-/// exposes them.
-#[derive(Debug, Clone, Default)]
-pub struct TokenFailures {
-    failures: Family<ReasonLabel, Counter>,
-}
-
-impl TokenFailures {
-    pub fn register(&self, metrics: &Metrics) {
-        metrics.register("token_verification_failures", "Tokens refused, by reason", self.failures.clone());
-    }
-
-    pub fn record(&self, reason: &'static str) {
-        self.failures.get_or_create(&ReasonLabel { reason }).inc();
+        self.0.record(&labels, latency);
     }
 }
 

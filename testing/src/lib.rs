@@ -3,6 +3,7 @@
 //! whatever a test has to wait for. One copy of each helper, for every
 //! crate's tests.
 
+pub mod contract;
 pub mod database;
 pub mod grpc;
 pub mod net;

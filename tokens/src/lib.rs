@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bookstore_proto::UnixMicros;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use jsonwebtoken::errors::ErrorKind;
@@ -19,8 +20,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod failures;
 mod service;
 
+pub use failures::TokenFailures;
 pub use service::{SERVICE_TOKEN_METADATA, ServiceToken, ServiceTokenError};
 
 /// How far a verifier tolerates clock skew between issuer and verifier.
@@ -274,7 +277,7 @@ impl TokenSigner {
     /// Signs a token for a user's session, valid from now for the configured
     /// lifetime.
     pub fn issue(&self, public_id: &str, name: &str, admin: bool, sid: &str) -> Result<IssuedToken, TokenError> {
-        let iat = unix_now();
+        let iat = UnixMicros::now().unsigned_secs();
         let claims = Claims {
             sub: public_id.to_owned(),
             name: name.to_owned(),
@@ -349,7 +352,7 @@ impl TokenVerifier {
         let key = self.keys.get(&kid).ok_or_else(|| TokenError::UnknownKey(kid.chars().take(64).collect()))?;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)?.claims;
         // Issued in the future (beyond the clock skew): not valid yet.
-        if claims.iat > unix_now() + CLOCK_SKEW_LEEWAY.as_secs() {
+        if claims.iat > UnixMicros::now().unsigned_secs() + CLOCK_SKEW_LEEWAY.as_secs() {
             return Err(TokenError::Invalid("token is not valid yet".into()));
         }
         if claims.sid.is_empty() {
@@ -379,10 +382,6 @@ fn strip_bearer(value: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +392,17 @@ mod tests {
 
     fn signer(key: &SigningKey) -> TokenSigner {
         TokenSigner::new(key, policy(), Duration::from_secs(60)).unwrap()
+    }
+
+    /// Issues a token, lets `edit` change its claims, signs them again and
+    /// verifies the result with the signing key's public half.
+    fn verify_edited(edit: impl FnOnce(&mut Claims)) -> Result<Claims, TokenError> {
+        let key = SigningKey::generate();
+        let signer = signer(&key);
+        let mut claims = signer.issue("u", "n", false, "s").unwrap().claims;
+        edit(&mut claims);
+        let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
+        verifier.verify(&signer.sign(&claims).unwrap())
     }
 
     #[test]
@@ -432,22 +442,15 @@ mod tests {
 
     #[test]
     fn expired_token_is_refused() {
-        let key = SigningKey::generate();
-        let signer = signer(&key);
-        let mut claims = signer.issue("u", "n", false, "s").unwrap().claims;
-        claims.exp = unix_now() - 2 * CLOCK_SKEW_LEEWAY.as_secs();
-        let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
-        assert_eq!(verifier.verify(&signer.sign(&claims).unwrap()), Err(TokenError::Expired));
+        let verified =
+            verify_edited(|claims| claims.exp = UnixMicros::now().unsigned_secs() - 2 * CLOCK_SKEW_LEEWAY.as_secs());
+        assert_eq!(verified, Err(TokenError::Expired));
     }
 
     #[test]
     fn wrong_audience_is_refused() {
-        let key = SigningKey::generate();
-        let signer = signer(&key);
-        let mut claims = signer.issue("u", "n", false, "s").unwrap().claims;
-        claims.aud = "someone-else".into();
-        let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
-        assert!(matches!(verifier.verify(&signer.sign(&claims).unwrap()), Err(TokenError::Invalid(_))));
+        let verified = verify_edited(|claims| claims.aud = "someone-else".into());
+        assert!(matches!(verified, Err(TokenError::Invalid(_))));
     }
 
     #[test]
@@ -469,26 +472,17 @@ mod tests {
 
     #[test]
     fn tokens_issued_in_the_future_are_not_valid_yet() {
-        let key = SigningKey::generate();
-        let signer = signer(&key);
-        let mut claims = signer.issue("u", "n", false, "s").unwrap().claims;
-        claims.iat = unix_now() + 3600;
-        claims.exp = unix_now() + 7200;
-        let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
-        assert_eq!(
-            verifier.verify(&signer.sign(&claims).unwrap()),
-            Err(TokenError::Invalid("token is not valid yet".into()))
-        );
+        let verified = verify_edited(|claims| {
+            claims.iat = UnixMicros::now().unsigned_secs() + 3600;
+            claims.exp = UnixMicros::now().unsigned_secs() + 7200;
+        });
+        assert_eq!(verified, Err(TokenError::Invalid("token is not valid yet".into())));
     }
 
     #[test]
     fn token_without_a_session_id_is_refused() {
-        let key = SigningKey::generate();
-        let signer = signer(&key);
-        let mut claims = signer.issue("u", "n", false, "s").unwrap().claims;
-        claims.sid = String::new();
-        let verifier = TokenVerifier::new(&policy(), [key.public_jwk()]).unwrap();
-        let error = verifier.verify(&signer.sign(&claims).unwrap()).unwrap_err();
+        let verified = verify_edited(|claims| claims.sid = String::new());
+        let error = verified.unwrap_err();
         assert!(matches!(&error, TokenError::Invalid(reason) if reason.contains("sid")), "{error:?}");
     }
 

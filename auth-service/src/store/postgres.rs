@@ -22,7 +22,7 @@ impl Backend for Postgres {
     const SKIP_LOCKED: Option<&'static str> = Some("for update skip locked");
 
     async fn open(url: &str) -> anyhow::Result<Pool<Self>> {
-        bookstore_runtime::database::open_postgres(url).await
+        bookstore_database::open_postgres(url).await
     }
 }
 

@@ -11,9 +11,8 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 use super::{
-    DELETED_USER, MAX_PUBLIC_IDS_PER_QUERY, NewSession, NewUser, NextRefreshToken, REVOKED_SESSION, RevocationRecord,
-    Rotation, SweepCutoffs, SweepReport, UserRecord, UserStore, data_migration_sql, existing_public_ids_query,
-    sweep_sql,
+    MAX_PUBLIC_IDS_PER_QUERY, NewSession, NewUser, NextRefreshToken, RevocationKind, RevocationRecord, Rotation,
+    SweepCutoffs, SweepReport, UserRecord, UserStore, data_migration_sql, existing_public_ids_query, sweep_sql,
 };
 use crate::error::{Error, Result};
 use crate::throttle::{LoginAttempt, LoginThrottle};
@@ -369,7 +368,7 @@ where
             return Ok(false);
         }
         sqlx::query("insert into revocations (kind, subject, revoked_at, relevant_until) values ($1, $2, $3, $4)")
-            .bind(REVOKED_SESSION)
+            .bind(RevocationKind::Session.as_str())
             .bind(session_id)
             .bind(now)
             .bind(relevant_until)
@@ -408,7 +407,7 @@ where
             "insert into revocations (kind, subject, revoked_at, relevant_until)
              select $1, public_id, $2, $3 from users where id = $4",
         )
-        .bind(DELETED_USER)
+        .bind(RevocationKind::DeletedUser.as_str())
         .bind(now)
         .bind(relevant_until)
         .bind(user_id)
@@ -487,7 +486,7 @@ where
         "insert into revocations (kind, subject, revoked_at, relevant_until)
          select $1, id, $2, $3 from sessions where user_id = $4 and revoked_at is null",
     )
-    .bind(REVOKED_SESSION)
+    .bind(RevocationKind::Session.as_str())
     .bind(now)
     .bind(relevant_until)
     .bind(user_id)

@@ -19,7 +19,7 @@ impl Backend for Sqlite {
 
     /// Creates the file and its directory if missing.
     async fn open(url: &str) -> anyhow::Result<Pool<Self>> {
-        bookstore_runtime::database::open_sqlite(url).await
+        bookstore_database::open_sqlite(url).await
     }
 }
 

@@ -154,8 +154,7 @@ async fn guessing_the_current_password_with_a_stolen_token_is_throttled_like_log
         settings.login_delay_secs = 60;
     })
     .await;
-    app.register("victim").await.unwrap();
-    let stolen = app.login("victim", PASSWORD).await.unwrap();
+    let stolen = app.new_user_token("victim").await;
     let change = |current: &str| {
         let request = ChangePasswordRequest { current_password: current.into(), new_password: "taken over!".into() };
         let mut client = app.client.clone();
@@ -200,8 +199,7 @@ async fn a_right_current_password_clears_the_count() {
         settings.login_delay_secs = 60;
     })
     .await;
-    app.register("erin").await.unwrap();
-    let token = app.login("erin", PASSWORD).await.unwrap();
+    let token = app.new_user_token("erin").await;
     let wrong = ChangePasswordRequest { current_password: "nope-nope".into(), new_password: "a new passphrase".into() };
     let status = app.client.clone().change_password(with_token(&token, wrong)).await.unwrap_err();
     assert_eq!((status.code(), status.message()), (Code::Unauthenticated, "current_password: is wrong"));

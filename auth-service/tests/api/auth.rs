@@ -196,10 +196,7 @@ async fn list_users_pages_cover_every_user_once() {
 
 #[tokio::test]
 async fn tokens_stay_valid_across_a_restart() {
-    let app = spawn_app().await;
-    app.register("grace").await.unwrap();
-    let token = app.login("grace", PASSWORD).await.unwrap();
-    let dir = app.stop().await;
+    let (token, dir) = token_of_a_stopped_app("grace").await;
     let key_file = settings(&dir).signing_key_file;
     let pem = std::fs::read_to_string(&key_file).unwrap();
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
@@ -230,10 +227,7 @@ async fn admin_command_creates_and_promotes_admins() {
 #[tokio::test]
 async fn rotation_publishes_the_next_key_and_keeps_the_previous_one_valid() {
     // Before: key A signs. Publish B in advance.
-    let app = spawn_app().await;
-    app.register("ivy").await.unwrap();
-    let token_a = app.login("ivy", PASSWORD).await.unwrap();
-    let dir = app.stop().await;
+    let (token_a, dir) = token_of_a_stopped_app("ivy").await;
     let key_a = settings(&dir).signing_key_file;
     let key_b = dir.path().join("keys").join("next.pem");
     std::fs::write(&key_b, bookstore_tokens::SigningKey::generate().to_pkcs8_pem().unwrap()).unwrap();
@@ -374,4 +368,12 @@ async fn validate_token_reads_the_admin_flag_from_the_database() {
     assert!(!answer.admin, "a demoted admin's token still said admin: {answer:?}");
     assert_eq!(decode_part(&token, 1)["admin"], true, "the claim itself is unchanged");
     admin.close().await;
+}
+
+/// A token of a new user `name`, from an app stopped since; the app's
+/// directory, to start it again from.
+async fn token_of_a_stopped_app(name: &str) -> (String, tempfile::TempDir) {
+    let app = spawn_app().await;
+    let token = app.new_user_token(name).await;
+    (token, app.stop().await)
 }

@@ -75,6 +75,12 @@ impl TestApp {
         let request = LoginRequest { name: name.into(), password: password.into() };
         Ok(self.client.clone().login(request).await?.into_inner().access_token)
     }
+
+    /// Registers `name` with [`PASSWORD`] and returns an access token of theirs.
+    pub async fn new_user_token(&self, name: &str) -> String {
+        self.register(name).await.unwrap();
+        self.login(name, PASSWORD).await.unwrap()
+    }
 }
 
 /// A call to a service-only RPC, as books-service makes it.

@@ -18,6 +18,19 @@ async fn login(app: &TestApp, name: &str, password: &str) -> LoginResponse {
     app.client.clone().login(request).await.unwrap().into_inner()
 }
 
+/// Registers `name` with [`PASSWORD`] and logs in.
+async fn register_and_login(app: &TestApp, name: &str) -> LoginResponse {
+    app.register(name).await.unwrap();
+    login(app, name, PASSWORD).await
+}
+
+/// An app with one user `name`, logged in once.
+async fn spawn_app_with_session(name: &str) -> (TestApp, LoginResponse) {
+    let app = spawn_app().await;
+    let session = register_and_login(&app, name).await;
+    (app, session)
+}
+
 async fn refresh(app: &TestApp, refresh_token: &str) -> Result<RefreshResponse, tonic::Status> {
     let request = RefreshRequest { refresh_token: refresh_token.into() };
     app.client.clone().refresh(request).await.map(tonic::Response::into_inner)
@@ -40,9 +53,7 @@ async fn spawn_app_without_grace() -> TestApp {
 #[tokio::test]
 async fn login_returns_a_256_bit_refresh_token_that_rotates_on_every_refresh() {
     // Arrange
-    let app = spawn_app().await;
-    app.register("alice").await.unwrap();
-    let first = login(&app, "alice", PASSWORD).await;
+    let (app, first) = spawn_app_with_session("alice").await;
 
     // Act
     let second = refresh(&app, &first.refresh_token).await.unwrap();
@@ -61,9 +72,7 @@ async fn login_returns_a_256_bit_refresh_token_that_rotates_on_every_refresh() {
 #[tokio::test]
 async fn a_spent_refresh_token_within_the_grace_window_is_refused_without_ending_the_session() {
     // Arrange
-    let app = spawn_app().await;
-    app.register("bob").await.unwrap();
-    let first = login(&app, "bob", PASSWORD).await;
+    let (app, first) = spawn_app_with_session("bob").await;
     let second = refresh(&app, &first.refresh_token).await.unwrap();
 
     // Act
@@ -80,8 +89,7 @@ async fn a_spent_refresh_token_within_the_grace_window_is_refused_without_ending
 async fn a_spent_refresh_token_after_the_grace_window_ends_the_whole_session() {
     // Arrange
     let app = spawn_app_without_grace().await;
-    app.register("carol").await.unwrap();
-    let first = login(&app, "carol", PASSWORD).await;
+    let first = register_and_login(&app, "carol").await;
     let second = refresh(&app, &first.refresh_token).await.unwrap();
     let other_session = login(&app, "carol", PASSWORD).await;
 
@@ -115,9 +123,7 @@ async fn unknown_empty_and_oversized_refresh_tokens_are_refused() {
 #[tokio::test]
 async fn logout_ends_the_session_of_the_access_token_or_of_a_refresh_token() {
     // Arrange
-    let app = spawn_app().await;
-    app.register("dave").await.unwrap();
-    let by_access = login(&app, "dave", PASSWORD).await;
+    let (app, by_access) = spawn_app_with_session("dave").await;
     let by_refresh = login(&app, "dave", PASSWORD).await;
 
     // Act
@@ -143,9 +149,7 @@ async fn logout_ends_the_session_of_the_access_token_or_of_a_refresh_token() {
 #[tokio::test]
 async fn changing_the_password_ends_every_session_and_the_old_password() {
     // Arrange
-    let app = spawn_app().await;
-    app.register("erin").await.unwrap();
-    let old = login(&app, "erin", PASSWORD).await;
+    let (app, old) = spawn_app_with_session("erin").await;
     let another = login(&app, "erin", PASSWORD).await;
     let request = ChangePasswordRequest { current_password: PASSWORD.into(), new_password: "a new passphrase".into() };
 
@@ -165,9 +169,7 @@ async fn changing_the_password_ends_every_session_and_the_old_password() {
 
 #[tokio::test]
 async fn a_password_change_needs_the_current_password_and_a_valid_new_one() {
-    let app = spawn_app().await;
-    app.register("frank").await.unwrap();
-    let session = login(&app, "frank", PASSWORD).await;
+    let (app, session) = spawn_app_with_session("frank").await;
     let cases = [
         ("wrong current", "a new passphrase", Code::Unauthenticated, "current_password:"),
         (PASSWORD, "short", Code::InvalidArgument, "new_password:"),
@@ -251,13 +253,10 @@ async fn the_revocation_feed_pages_and_filters_by_time() {
 #[tokio::test]
 async fn the_revocation_feed_answers_only_our_services() {
     // Arrange: a deleted account, whose public id the feed would tell.
-    let app = spawn_app().await;
-    app.register("ivan").await.unwrap();
-    let session = login(&app, "ivan", PASSWORD).await;
+    let (app, session) = spawn_app_with_session("ivan").await;
     let request = DeleteAccountRequest { password: PASSWORD.into() };
     app.client.clone().delete_account(with_token(&session.access_token, request)).await.unwrap();
-    app.register("judy").await.unwrap();
-    let user = login(&app, "judy", PASSWORD).await;
+    let user = register_and_login(&app, "judy").await;
     let mut client = app.client.clone();
 
     // Act: a stranger, a user with her access token, and a wrong service token.

@@ -21,7 +21,7 @@ impl PostgresBookStore {
     /// Connects and applies the embedded migrations (sqlx serialises
     /// concurrent migrators with a lock, taken only at start-up).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let pool = bookstore_runtime::database::open_postgres(url).await?;
+        let pool = bookstore_database::open_postgres(url).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await.context("cannot migrate the book database")?;
         Ok(Self { pool })
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use bookstore_runtime::metrics::PoolUsage;
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Params, Row, TransactionBehavior, params};
 use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::Semaphore;
 
@@ -25,7 +25,7 @@ const READERS: usize = 4;
 /// How long a call waits for a free connection before the store answers
 /// Unavailable: sqlx's pool default, which the sqlx-based store had.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
-/// As `bookstore_runtime::database::open_sqlite`: a write through another
+/// As `bookstore_database::open_sqlite`: a write through another
 /// connection to the file (another process's, say) is waited for instead of
 /// failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,7 +47,7 @@ impl SqliteBookStore {
         let path = database_path(url)?;
         // sqlx's pool creates the file and its directory and runs the
         // migrations, exactly as before; it is closed before rusqlite opens.
-        let pool = bookstore_runtime::database::open_sqlite(url).await?;
+        let pool = bookstore_database::open_sqlite(url).await?;
         let migrated = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
         pool.close().await;
         migrated.context("cannot migrate the book database")?;
@@ -194,6 +194,25 @@ impl Connections {
     }
 }
 
+impl SqliteBookStore {
+    /// Every row `sql` answers with `params`, each read by `read`, on a
+    /// reader connection.
+    async fn read_rows<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: impl Params + Send + 'static,
+        read: fn(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        self.readers
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached(sql)?;
+                let rows = statement.query_map(params, read)?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await
+    }
+}
+
 /// A row of `columns!()`, in its order.
 fn book_record(row: &Row<'_>) -> rusqlite::Result<BookRecord> {
     Ok(BookRecord {
@@ -237,14 +256,7 @@ impl BookStore for SqliteBookStore {
     }
 
     async fn list_books(&self, owner_id: &str, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
-        let owner_id = owner_id.to_owned();
-        self.readers
-            .run(move |connection| {
-                let mut statement = connection.prepare_cached(super::LIST_BOOKS)?;
-                let books = statement.query_map(params![owner_id, after_id, limit], book_record)?;
-                Ok(books.collect::<rusqlite::Result<_>>()?)
-            })
-            .await
+        self.read_rows(super::LIST_BOOKS, (owner_id.to_owned(), after_id, limit), book_record).await
     }
 
     async fn update_book(&self, owner_id: &str, id: BookId, patch: BookPatch, now: i64) -> Result<Option<BookRecord>> {
@@ -279,24 +291,11 @@ impl BookStore for SqliteBookStore {
     }
 
     async fn list_owners(&self, after: &str, limit: u32) -> Result<Vec<String>> {
-        let after = after.to_owned();
-        self.readers
-            .run(move |connection| {
-                let mut statement = connection.prepare_cached(super::LIST_OWNERS)?;
-                let owners = statement.query_map(params![after, limit], |row| row.get(0))?;
-                Ok(owners.collect::<rusqlite::Result<_>>()?)
-            })
-            .await
+        self.read_rows(super::LIST_OWNERS, (after.to_owned(), limit), |row| row.get(0)).await
     }
 
     async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
-        self.readers
-            .run(move |connection| {
-                let mut statement = connection.prepare_cached(super::EXPORT_BOOKS)?;
-                let books = statement.query_map(params![after_id, limit], book_record)?;
-                Ok(books.collect::<rusqlite::Result<_>>()?)
-            })
-            .await
+        self.read_rows(super::EXPORT_BOOKS, (after_id, limit), book_record).await
     }
 
     async fn import_books(&self, books: &[BookRecord]) -> Result<u64> {

@@ -6,7 +6,7 @@ use bookstore_proto::books::v1::{
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use crate::helpers::{spawn_app, with_token};
+use crate::helpers::{spawn_app, spawn_app_with_user, with_token};
 
 fn book(name: &str, author: &str, prize: i64) -> CreateBookRequest {
     CreateBookRequest { name: name.into(), author: author.into(), publisher: "Penguin".into(), book_prize: prize }
@@ -14,8 +14,7 @@ fn book(name: &str, author: &str, prize: i64) -> CreateBookRequest {
 
 #[tokio::test]
 async fn book_lifecycle_create_get_list_update_delete() {
-    let app = spawn_app().await;
-    let token = app.user_token("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
     let mut books = app.books_client.clone();
 
     let created = books.create_book(with_token(&token, book("Dune", "Frank Herbert", 250))).await.unwrap();
@@ -66,8 +65,7 @@ async fn another_users_book_is_not_found_and_stays_intact() {
 
 #[tokio::test]
 async fn bad_fields_are_invalid_argument_naming_the_field() {
-    let app = spawn_app().await;
-    let token = app.user_token("bob").await;
+    let (app, token) = spawn_app_with_user("bob").await;
     let mut books = app.books_client.clone();
     let cases = [
         (book("", "A", 1), "name"),
@@ -96,8 +94,7 @@ async fn bad_fields_are_invalid_argument_naming_the_field() {
 
 #[tokio::test]
 async fn fifty_character_names_count_characters_not_bytes() {
-    let app = spawn_app().await;
-    let token = app.user_token("ivan").await;
+    let (app, token) = spawn_app_with_user("ivan").await;
     let name = "Ж".repeat(50);
     let created = app.books_client.clone().create_book(with_token(&token, book(&name, "Толстой 📚", 0))).await.unwrap();
     assert_eq!(created.into_inner().book.unwrap().name, name);
@@ -116,8 +113,7 @@ async fn two_users_may_own_the_same_title_and_an_author_many_books() {
 
 #[tokio::test]
 async fn ids_are_never_reused_after_a_delete() {
-    let app = spawn_app().await;
-    let token = app.user_token("carol").await;
+    let (app, token) = spawn_app_with_user("carol").await;
     let first = app.create_book(&token, "One", "A").await;
     app.books_client.clone().delete_book(with_token(&token, DeleteBookRequest { id: first })).await.unwrap();
     let second = app.create_book(&token, "Two", "A").await;
@@ -126,8 +122,7 @@ async fn ids_are_never_reused_after_a_delete() {
 
 #[tokio::test]
 async fn pages_walk_every_book_exactly_once() {
-    let app = spawn_app().await;
-    let token = app.user_token("dave").await;
+    let (app, token) = spawn_app_with_user("dave").await;
     let mut created = Vec::new();
     for i in 0..7 {
         created.push(app.create_book(&token, &format!("Book {i}"), "A").await);
@@ -186,8 +181,7 @@ async fn parallel_creates_by_several_users_are_each_listed_exactly_once() {
 
 #[tokio::test]
 async fn acknowledged_books_survive_a_restart() {
-    let mut app = spawn_app().await;
-    let token = app.user_token("erin").await;
+    let (mut app, token) = spawn_app_with_user("erin").await;
     let id = app.create_book(&token, "Persist", "A").await;
     app.books.stop().await;
     app.books = crate::helpers::start_books(&app.dir, app.auth.addr).await;

@@ -47,11 +47,9 @@ pub async fn start_auth(settings: &auth_service::Settings) -> Running {
 }
 
 pub async fn start_books(dir: &TempDir, auth_addr: SocketAddr) -> Running {
-    let mut settings = books_service::Settings::from_env().unwrap();
-    settings.listen_addr = "127.0.0.1:0".parse().unwrap();
-    settings.database_url = format!("sqlite://{}", dir.path().join("books.db").display());
-    settings.auth_url = format!("http://{auth_addr}");
-    settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
+    let auth_url = format!("http://{auth_addr}");
+    let mut settings =
+        books_service::Settings::for_tests(dir.path(), auth_url, bookstore_testing::SERVICE_TOKEN).unwrap();
     // Tests rotate keys on purpose: refetch on every unknown key id.
     settings.jwks_min_refetch_secs = 0;
     settings.revocation_refresh_secs = REVOCATION_REFRESH_SECS;
@@ -76,6 +74,14 @@ pub async fn spawn_app() -> TestApp {
         auth,
         books,
     }
+}
+
+/// An app with one registered user (a unique name from `prefix`); their
+/// access token.
+pub async fn spawn_app_with_user(prefix: &str) -> (TestApp, String) {
+    let app = spawn_app().await;
+    let token = app.user_token(prefix).await;
+    (app, token)
 }
 
 impl TestApp {

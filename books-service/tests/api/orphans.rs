@@ -4,13 +4,14 @@
 //! auth-service cannot answer.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use auth_service::store::SweepCutoffs;
 use auth_service::sweep::DELETED_USER_RETENTION;
 use books_service::orphans::{OrphanReconciler, Reconciled};
 use books_service::store::BookStore;
 use books_service::store::testing::book;
+use bookstore_proto::UnixMicros;
 use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::auth::v1::revocation::Subject;
 use bookstore_proto::auth::v1::{DeleteAccountRequest, ListRevocationsRequest};
@@ -18,13 +19,11 @@ use bookstore_replicas::Replicas;
 use bookstore_runtime::Transport;
 use bookstore_tokens::{CLOCK_SKEW_LEEWAY, ServiceToken};
 
-use crate::helpers::{PASSWORD, TestApp, auth_settings, spawn_app, start_books, until_book_count_is, with_token};
+use crate::helpers::{
+    PASSWORD, TestApp, auth_settings, spawn_app, spawn_app_with_user, start_books, until_book_count_is, with_token,
+};
 
 const BOUND: Duration = Duration::from_secs(10);
-
-fn unix_micros() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros()).unwrap()
-}
 
 async fn books_store(app: &TestApp) -> Arc<dyn BookStore> {
     books_service::store::connect(&format!("sqlite://{}", app.dir.path().join("books.db").display())).await.unwrap()
@@ -62,7 +61,8 @@ async fn a_books_replica_back_after_the_feed_forgot_a_deletion_still_deletes_the
     app.auth_client.clone().delete_account(with_token(&leaving.access_token, request)).await.unwrap();
     let auth_store = auth_service::store::connect(&auth_settings(&app.dir, app.auth.addr).database_url).await.unwrap();
     let longest_token = Duration::from_secs(auth_settings(&app.dir, app.auth.addr).token_ttl_secs) + CLOCK_SKEW_LEEWAY;
-    let later = unix_micros() + i64::try_from((DELETED_USER_RETENTION + longest_token * 2).as_micros()).unwrap();
+    let later =
+        UnixMicros::now().get() + i64::try_from((DELETED_USER_RETENTION + longest_token * 2).as_micros()).unwrap();
     let swept = auth_store.sweep(SweepCutoffs::at(later, longest_token, DELETED_USER_RETENTION)).await.unwrap();
     assert_eq!(swept.deleted_users, 1);
     auth_store.close().await;
@@ -89,8 +89,7 @@ async fn a_books_replica_back_after_the_feed_forgot_a_deletion_still_deletes_the
 async fn orphan_reconciliation_deletes_only_what_auth_service_answered_as_absent() {
     // Arrange: a user with a book, and books of an owner auth-service never
     // had; books-service itself is stopped, so only this reconciler runs.
-    let mut app = spawn_app().await;
-    let user = app.user_token("owner").await;
+    let (mut app, user) = spawn_app_with_user("owner").await;
     app.create_book(&user, "Kept", "Author").await;
     app.books.stop().await;
     let store = books_store(&app).await;

@@ -1,9 +1,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bookstore_proto::UnixMicros;
 use bookstore_proto::books::v1::ListBooksRequest;
 use bookstore_proto::books::v1::books_service_client::BooksServiceClient;
 use bookstore_tokens::{SigningKey, TokenSigner};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -12,7 +13,7 @@ use tonic_health::pb::health_client::HealthClient;
 use bookstore_testing::eventually;
 use bookstore_testing::tokens::tamper_signature;
 
-use crate::helpers::{auth_settings, channel, default_policy, spawn_app, start_auth, with_token};
+use crate::helpers::{auth_settings, channel, default_policy, spawn_app, spawn_app_with_user, start_auth, with_token};
 
 async fn list_with(
     books: &mut BooksServiceClient<tonic::transport::Channel>,
@@ -21,20 +22,15 @@ async fn list_with(
     books.list_books(request).await.map(|response| response.into_inner().books.len())
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 /// Changes one character in the middle of the signature (not the last one,
 /// whose low bits may be base64 padding).
 
 #[tokio::test]
 async fn calls_without_a_valid_token_are_unauthenticated() {
-    let app = spawn_app().await;
-    let token = app.user_token("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
     let real = app.real_signer();
     let mut expired_claims = real.issue("someone", "someone", false, "some-session").unwrap().claims;
-    expired_claims.exp = unix_now() - 3600;
+    expired_claims.exp = UnixMicros::now().unsigned_secs() - 3600;
     let mut wrong_issuer = real.issue("someone", "someone", false, "some-session").unwrap().claims;
     wrong_issuer.iss = "evil-issuer".into();
     // Another key that claims the real key's id.
@@ -70,8 +66,7 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
 
 #[tokio::test]
 async fn the_tutorial_header_x_access_tokens_is_accepted() {
-    let app = spawn_app().await;
-    let token = app.user_token("tutorial").await;
+    let (app, token) = spawn_app_with_user("tutorial").await;
     let mut request = tonic::Request::new(ListBooksRequest::default());
     request.metadata_mut().insert("x-access-tokens", token.parse().unwrap());
     assert_eq!(list_with(&mut app.books_client.clone(), request).await.unwrap(), 0);
@@ -79,8 +74,7 @@ async fn the_tutorial_header_x_access_tokens_is_accepted() {
 
 #[tokio::test]
 async fn books_keep_verifying_tokens_while_auth_service_is_stopped() {
-    let mut app = spawn_app().await;
-    let token = app.user_token("offline").await;
+    let (mut app, token) = spawn_app_with_user("offline").await;
     app.create_book(&token, "Before", "A").await;
 
     app.auth.stop().await;
@@ -95,8 +89,7 @@ async fn books_keep_verifying_tokens_while_auth_service_is_stopped() {
 
 #[tokio::test]
 async fn a_token_from_a_new_signing_key_is_accepted_after_a_refetch() {
-    let mut app = spawn_app().await;
-    let old_token = app.user_token("rotate").await;
+    let (mut app, old_token) = spawn_app_with_user("rotate").await;
     let mut books = app.books_client.clone();
     assert_eq!(list_with(&mut books, with_token(&old_token, ListBooksRequest::default())).await.unwrap(), 0);
 
@@ -113,8 +106,7 @@ async fn a_token_from_a_new_signing_key_is_accepted_after_a_refetch() {
 
 #[tokio::test]
 async fn books_service_is_unavailable_not_unauthenticated_before_it_has_keys() {
-    let app = spawn_app().await;
-    let token = app.user_token("early").await;
+    let (_app, token) = spawn_app_with_user("early").await;
     let dir = tempfile::tempdir().unwrap();
     // A books-service whose auth-service address answers nothing.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
@@ -191,8 +183,7 @@ async fn reflection_lists_the_services_in_v1_and_v1alpha() {
 #[tokio::test]
 async fn a_100_kib_token_refuses_that_call_and_the_connection_serves_on() {
     // Arrange: one HTTP/2 connection, a good token and a huge one.
-    let app = spawn_app().await;
-    let token = app.user_token("huge").await;
+    let (app, token) = spawn_app_with_user("huge").await;
     let mut books = app.books_client.clone();
     let huge = "A".repeat(100 * 1024);
 

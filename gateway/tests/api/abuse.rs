@@ -2,20 +2,17 @@
 //! and broken tokens, login throttling, rate limits, oversized requests,
 //! overload, and an auth-service outage.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bookstore_proto::UnixMicros;
 use bookstore_tokens::SigningKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, json_of, message, spawn_app, spawn_app_configured, spawn_app_with};
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
+use crate::helpers::{
+    PASSWORD, TestApp, json_of, message, spawn_app, spawn_app_configured, spawn_app_with, spawn_app_with_user,
+};
 
 /// Signs `claims` with `key` as `alg` with `kid`.
 fn sign(alg: Algorithm, kid: Option<&str>, claims: &Value, key: &EncodingKey) -> String {
@@ -47,7 +44,7 @@ fn bad_tokens(app: &TestApp, real: &str) -> Vec<(&'static str, String)> {
     let foreign_key = SigningKey::generate();
     let foreign = EncodingKey::from_ed_pem(foreign_key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
     let claims = claims_of(real);
-    let now = unix_now();
+    let now = UnixMicros::now().unsigned_secs();
     let header_of = |json: &str| URL_SAFE_NO_PAD.encode(json);
     let payload = real.split('.').nth(1).unwrap().to_owned();
     let admin_payload = URL_SAFE_NO_PAD.encode(with(claims.clone(), &json!({"admin": true})).to_string());
@@ -125,10 +122,8 @@ fn bad_tokens(app: &TestApp, real: &str) -> Vec<(&'static str, String)> {
 #[tokio::test]
 async fn every_forged_expired_or_broken_token_is_401_on_every_book_route() {
     // Arrange
-    let app = spawn_app().await;
-    let real = app.new_user("victim").await;
-    let id = app.new_book(&real, "Dune").await;
-    let path = format!("/books/{id}");
+    let (app, real) = spawn_app_with_user("victim").await;
+    let path = app.new_book_path(&real, "Dune").await;
 
     for (case, token) in bad_tokens(&app, &real) {
         // Act

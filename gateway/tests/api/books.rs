@@ -7,13 +7,12 @@ use bookstore_testing::tokens::tamper_signature;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{book, json_of, message, spawn_app};
+use crate::helpers::{book, json_of, message, spawn_app_with_user};
 
 #[tokio::test]
 async fn the_tutorial_journey_works_end_to_end() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
 
     // Act + Assert: create
     let (status, created) = json_of(app.create_book(&token, &book("Dune", "Frank Herbert")).await).await;
@@ -69,8 +68,7 @@ async fn the_tutorial_journey_works_end_to_end() {
 #[tokio::test]
 async fn create_book_answers_with_the_new_books_location() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
 
     // Act
     let response = app.create_book(&token, &book("Dune", "Frank Herbert")).await;
@@ -84,10 +82,8 @@ async fn create_book_answers_with_the_new_books_location() {
 #[tokio::test]
 async fn book_routes_without_a_token_return_401_a_valid_token_is_missing() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
-    let id = app.new_book(&token, "Dune").await;
-    let path = format!("/books/{id}");
+    let (app, token) = spawn_app_with_user("alice").await;
+    let path = app.new_book_path(&token, "Dune").await;
     let requests = [
         app.http.post(app.url("/book")).json(&book("Emma", "Jane Austen")),
         app.http.get(app.url("/books")),
@@ -116,8 +112,7 @@ async fn book_routes_without_a_token_return_401_a_valid_token_is_missing() {
 #[tokio::test]
 async fn garbage_and_tampered_tokens_return_401_token_is_invalid() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
     let (header, _) = token.split_once('.').unwrap();
     let bad_tokens =
         ["garbage".to_owned(), tamper_signature(&token), format!("{header}.eyJzdWIiOiJ4In0.c2ln"), "Bearer".to_owned()];
@@ -135,8 +130,7 @@ async fn garbage_and_tampered_tokens_return_401_token_is_invalid() {
 #[tokio::test]
 async fn tokens_work_in_x_access_tokens_and_in_authorization_bearer() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
     app.new_book(&token, "Dune").await;
 
     // Act
@@ -156,11 +150,9 @@ async fn tokens_work_in_x_access_tokens_and_in_authorization_bearer() {
 #[tokio::test]
 async fn another_users_book_does_not_exist_for_them_and_survives() {
     // Arrange
-    let app = spawn_app().await;
-    let alice = app.new_user("alice").await;
+    let (app, alice) = spawn_app_with_user("alice").await;
     let mallory = app.new_user("mallory").await;
-    let id = app.new_book(&alice, "Dune").await;
-    let path = format!("/books/{id}");
+    let path = app.new_book_path(&alice, "Dune").await;
 
     // Act
     let answers = [
@@ -184,8 +176,7 @@ async fn another_users_book_does_not_exist_for_them_and_survives() {
 #[tokio::test]
 async fn missing_and_deleted_books_do_not_exist() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
     let id = app.new_book(&token, "Dune").await;
     app.delete(&format!("/books/{id}"), &token).await;
 
@@ -201,8 +192,7 @@ async fn missing_and_deleted_books_do_not_exist() {
 #[tokio::test]
 async fn book_ids_that_are_not_positive_integers_return_400() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
 
     for id in ["abc", "-1", "0", "1.5", "99999999999999999999"] {
         // Act
@@ -217,8 +207,7 @@ async fn book_ids_that_are_not_positive_integers_return_400() {
 #[tokio::test]
 async fn create_book_returns_400_for_bad_fields() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
     let with = |field: &str, value: Value| {
         let mut body = book("Dune", "Frank Herbert");
         body[field] = value;
@@ -255,8 +244,7 @@ async fn create_book_returns_400_for_bad_fields() {
 #[tokio::test]
 async fn create_book_accepts_fifty_characters_and_ignores_unknown_fields() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
     let mut body = book(&"я".repeat(50), "Фёдор Достоевский");
     body["id"] = json!(999_999);
 
@@ -272,10 +260,8 @@ async fn create_book_accepts_fifty_characters_and_ignores_unknown_fields() {
 #[tokio::test]
 async fn update_book_rejects_bad_bodies() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
-    let id = app.new_book(&token, "Dune").await;
-    let path = format!("/books/{id}");
+    let (app, token) = spawn_app_with_user("alice").await;
+    let path = app.new_book_path(&token, "Dune").await;
     let cases = [
         (Method::PATCH, json!({}), "no fields to update"),
         (Method::PATCH, json!({"unknown": 1}), "no fields to update"),
@@ -299,8 +285,7 @@ async fn update_book_rejects_bad_bodies() {
 #[tokio::test]
 async fn two_users_may_own_the_same_title_and_one_author_many_books() {
     // Arrange
-    let app = spawn_app().await;
-    let alice = app.new_user("alice").await;
+    let (app, alice) = spawn_app_with_user("alice").await;
     let bob = app.new_user("bob").await;
 
     // Act
@@ -319,8 +304,7 @@ async fn two_users_may_own_the_same_title_and_one_author_many_books() {
 #[tokio::test]
 async fn ids_are_not_reused_after_a_delete() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
     let first = app.new_book(&token, "One").await;
     let highest = app.new_book(&token, "Two").await;
     app.delete(&format!("/books/{highest}"), &token).await;
@@ -335,8 +319,7 @@ async fn ids_are_not_reused_after_a_delete() {
 #[tokio::test]
 async fn limit_walks_every_page_with_each_book_exactly_once() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
     let mut created = BTreeSet::new();
     for n in 0..5 {
         created.insert(app.new_book(&token, &format!("Book {n}")).await);
@@ -369,8 +352,7 @@ async fn limit_walks_every_page_with_each_book_exactly_once() {
 #[tokio::test]
 async fn list_books_without_limit_returns_a_page_of_the_default_size() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
     for n in 0..101 {
         app.new_book(&token, &format!("Book {n}")).await;
     }
@@ -390,8 +372,7 @@ async fn list_books_without_limit_returns_a_page_of_the_default_size() {
 #[tokio::test]
 async fn bad_limits_and_page_tokens_return_400() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
 
     for query in ["limit=0", "limit=1001", "limit=-1", "limit=abc", "limit=", "page_token=not-a-token"] {
         // Act

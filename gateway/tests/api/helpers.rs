@@ -40,6 +40,13 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// An app with one registered user `name`; their token.
+pub async fn spawn_app_with_user(name: &str) -> (TestApp, String) {
+    let app = spawn_app().await;
+    let token = app.new_user(name).await;
+    (app, token)
+}
+
 /// The whole stack; `configure` may change the gateway's settings (its
 /// upstream URLs are set before, its listen address after).
 pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Settings)) -> TestApp {
@@ -68,15 +75,13 @@ pub async fn spawn_app_configured(
     auth_settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
     let auth = start_auth(&auth_settings).await;
 
-    let mut books_settings = books_service::Settings::from_env().unwrap();
-    books_settings.listen_addr = any_port;
-    books_settings.database_url = format!("sqlite://{}", dir.path().join("books.db").display());
-    books_settings.auth_url = format!("http://{}", auth.addr);
+    let auth_url = format!("http://{}", auth.addr);
+    let mut books_settings =
+        books_service::Settings::for_tests(dir.path(), auth_url, bookstore_testing::SERVICE_TOKEN).unwrap();
     books_settings.issuer = auth_settings.issuer.clone();
     books_settings.audience = auth_settings.audience.clone();
     books_settings.revocation_refresh_secs = REVOCATION_REFRESH_SECS;
     books_settings.metrics_addr = Some(any_port);
-    books_settings.service_token = Some(bookstore_testing::SERVICE_TOKEN.into());
     let books = start_books(&books_settings).await;
     books_settings.listen_addr = books.addr;
 
@@ -182,6 +187,11 @@ impl TestApp {
         let (status, body) = json_of(self.create_book(token, &book(name, "Some Author")).await).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_i64().unwrap()
+    }
+
+    /// Creates a book and returns its path, `/books/{id}`.
+    pub async fn new_book_path(&self, token: &str, name: &str) -> String {
+        format!("/books/{}", self.new_book(token, name).await)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {

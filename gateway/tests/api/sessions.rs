@@ -7,7 +7,7 @@ use bookstore_testing::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, REVOCATION_REFRESH_SECS, TestApp, json_of, message, spawn_app};
+use crate::helpers::{PASSWORD, REVOCATION_REFRESH_SECS, TestApp, json_of, message, spawn_app, spawn_app_with_user};
 
 /// The longest a revocation may take to reach books-service, with slack.
 const BOUND: Duration = Duration::from_secs(REVOCATION_REFRESH_SECS + 4);
@@ -163,8 +163,7 @@ async fn changing_the_password_revokes_old_sessions_and_the_old_password() {
 
 #[tokio::test]
 async fn change_password_answers_400_401_or_415_for_bad_requests() {
-    let app = spawn_app().await;
-    let token = app.new_user("frank").await;
+    let (app, token) = spawn_app_with_user("frank").await;
     let cases = [
         (json!({"current_password": "wrong password", "new_password": "a new passphrase"}), StatusCode::UNAUTHORIZED),
         (json!({"current_password": PASSWORD, "new_password": "short"}), StatusCode::BAD_REQUEST),
@@ -193,8 +192,7 @@ async fn change_password_answers_400_401_or_415_for_bad_requests() {
 #[tokio::test]
 async fn deleting_the_account_ends_its_token_and_frees_the_name() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("grace").await;
+    let (app, token) = spawn_app_with_user("grace").await;
     app.new_book(&token, "Dune").await;
 
     // Act
@@ -212,8 +210,7 @@ async fn deleting_the_account_ends_its_token_and_frees_the_name() {
 
 #[tokio::test]
 async fn delete_account_answers_400_401_or_415_for_bad_requests() {
-    let app = spawn_app().await;
-    let token = app.new_user("heidi").await;
+    let (app, token) = spawn_app_with_user("heidi").await;
     let wrong = app.with_token(Method::DELETE, "/users/me", &token).json(&json!({"password": "nope nope"}));
     let (status, body) = json_of(wrong.send().await.unwrap()).await;
     assert_eq!((status, message(&body)), (StatusCode::UNAUTHORIZED, "password: is wrong"));

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{json_of, message, spawn_app};
+use crate::helpers::{TestApp, json_of, message, spawn_app, spawn_app_with_user};
 
 #[tokio::test]
 async fn users_without_a_token_return_401() {
@@ -20,8 +20,7 @@ async fn users_without_a_token_return_401() {
 #[tokio::test]
 async fn users_for_a_non_admin_return_403() {
     // Arrange
-    let app = spawn_app().await;
-    let token = app.new_user("alice").await;
+    let (app, token) = spawn_app_with_user("alice").await;
 
     // Act
     let (status, body) = json_of(app.get("/users", &token).await).await;
@@ -34,9 +33,7 @@ async fn users_for_a_non_admin_return_403() {
 #[tokio::test]
 async fn users_for_an_admin_list_everyone_without_passwords() {
     // Arrange
-    let app = spawn_app().await;
-    app.new_user("alice").await;
-    let admin = app.new_admin("root").await;
+    let (app, admin) = spawn_app_with_alice_and_admin_root().await;
 
     // Act
     let (status, body) = json_of(app.get("/users", &admin).await).await;
@@ -59,9 +56,7 @@ async fn users_for_an_admin_list_everyone_without_passwords() {
 #[tokio::test]
 async fn users_are_listed_a_page_at_a_time() {
     // Arrange
-    let app = spawn_app().await;
-    app.new_user("alice").await;
-    let admin = app.new_admin("root").await;
+    let (app, admin) = spawn_app_with_alice_and_admin_root().await;
 
     // Act
     let (_, first) = json_of(app.get("/users?limit=1", &admin).await).await;
@@ -72,4 +67,12 @@ async fn users_are_listed_a_page_at_a_time() {
     assert_eq!(first["users"][0]["name"], "alice");
     assert_eq!(second["users"][0]["name"], "root");
     assert!(second.get("next_page_token").is_none());
+}
+
+/// The user `alice`, then the admin `root`; `root`'s token.
+async fn spawn_app_with_alice_and_admin_root() -> (TestApp, String) {
+    let app = spawn_app().await;
+    app.new_user("alice").await;
+    let admin = app.new_admin("root").await;
+    (app, admin)
 }

@@ -1,5 +1,5 @@
-//! Opening a service's database the same way in every service; each
-//! service then applies its own embedded migrations.
+//! Opening a service's database the same way in every service (each then
+//! applies its own embedded migrations), and database URLs fit for logs.
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -43,5 +43,29 @@ pub async fn open_postgres(url: &str) -> anyhow::Result<PgPool> {
         .acquire_timeout(Duration::from_secs(5))
         .connect(url)
         .await
-        .with_context(|| format!("cannot connect to {}", crate::redact_password(url)))
+        .with_context(|| format!("cannot connect to {}", redact_password(url)))
+}
+
+/// A database URL fit for logs: `postgres://user:secret@host/db` becomes
+/// `postgres://user:***@host/db`.
+#[must_use]
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(super::redact_password("postgres://u:p@ss@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(super::redact_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_password("sqlite://data/auth.db"), "sqlite://data/auth.db");
+    }
 }
