@@ -11,15 +11,15 @@
 #      acknowledged write is still there;
 #   3. data: `down` + `up` keeps users, books and sessions; `down -v` removes
 #      them;
-#   4. scale-out: `up --scale books-service=3 --scale auth-service=2`, and
-#      the gateway's calls spread over every replica (their request counters);
-#   5. TLS: the same deployment (its volumes kept) `up` again with
+#   4. TLS: the same deployment (its volumes kept) `up` again with
 #      docker-compose.tls.yml, certificates made by the init job: the REST
 #      journey over https with curl --cacert, plain http answered 400,
 #      grpcurl -cacert on the published gRPC ports (plaintext refused), the
 #      revocation feed refused without a service certificate, certificates
 #      rotated with generate-dev-certs and picked up without a restart, every
 #      healthcheck (over TLS) healthy, no error in the logs; then `down -v`;
+#   5. scale-out: `up --scale books-service=3 --scale auth-service=2`, and
+#      the gateway's calls spread over every replica (their request counters);
 #   6. the image: at most 100 MB, non-root, read-only root filesystem, and
 #      `docker run IMAGE` alone runs the all-in-one on SQLite in a volume.
 # Stops the engine it started on exit, also on failure.
@@ -245,45 +245,9 @@ wait_healthy 180
   || fail "a token survived down -v (the signing key was kept)"
 echo "after down -v + up: the users are gone, and old tokens are refused (a new signing key)"
 
-step "scale-out: 3 books-service and 2 auth-service replicas"
-compose up -d --scale books-service=3 --scale auth-service=2
-wait_healthy 180
-compose ps
-# Each replica's requests served, by method, from its own /metrics.
-requests() {  # SERVICE METRICS_PORT METHOD -> one count per replica
-  local service=$1 port=$2 method=$3 index address
-  for index in $(seq 1 "$(containers "$service" | wc -l)"); do
-    address=$(compose port --index="$index" "$service" "$port")
-    curl -fsS "http://$address/metrics" \
-      | awk -v m="method=\"$method\"" '/^grpc_server_requests_total/ && index($0, m) { n += $NF } END { printf "%d ", n }'
-  done
-}
-journey bob
-token=$(curl -fsS -X POST -u bob:wonderland1 "$BASE/login" | jq -r .token)
-# The gateway resolves dns://books-service again every 10 s: until then the
-# new replicas may get nothing.
-deadline=$((SECONDS + 40))
-while [[ " $(requests books-service 9102 ListBooks)" == *" 0 "* ]]; do
-  [ "$SECONDS" -lt "$deadline" ] || fail "a books replica got no call within 40 s: $(requests books-service 9102 ListBooks)"
-  for _ in $(seq 1 10); do curl -fsS -o /dev/null "$BASE/books?limit=1" -H "x-access-tokens: $token"; done
-done
-books_before=$(requests books-service 9102 ListBooks)
-auth_before=$(requests auth-service 9101 Login)
-for _ in $(seq 1 300); do curl -fsS -o /dev/null "$BASE/books?limit=1" -H "x-access-tokens: $token"; done
-for _ in $(seq 1 20); do curl -fsS -o /dev/null -X POST -u bob:wonderland1 "$BASE/login"; done
-books_after=$(requests books-service 9102 ListBooks)
-auth_after=$(requests auth-service 9101 Login)
-spread() { paste -d' ' <(tr ' ' '\n' <<<"$1") <(tr ' ' '\n' <<<"$2") | awk 'NF == 2 { printf "%d ", $2 - $1 }'; }
-books_spread=$(spread "$books_before" "$books_after")
-auth_spread=$(spread "$auth_before" "$auth_after")
-echo "300 GET /books through the gateway, ListBooks per books replica: $books_spread"
-echo "20 POST /login through the gateway, Login per auth replica: $auth_spread"
-for count in $books_spread $auth_spread; do
-  [ "$count" -gt 0 ] || fail "a replica got none of the calls"
-done
-no_errors_in_logs "after the scale-out"
-
 step "TLS: down, then up with docker-compose.tls.yml (the volumes kept: an existing deployment switched to TLS)"
+curl -fsS -X POST "$BASE/register" -H 'Content-Type: application/json' \
+  -d '{"name":"frank","password":"wonderland1"}' >/dev/null
 compose down
 COMPOSE_FILES+=(-f docker-compose.tls.yml)
 started=$SECONDS
@@ -297,9 +261,9 @@ for file in ca.pem client.pem client-key.pem; do
 done
 CACERT=$WORK/ca.pem BASE=https://localhost:5000
 journey dave
-[ "$(curl --cacert "$WORK/ca.pem" -s -o /dev/null -w '%{http_code}' -X POST -u bob:wonderland1 https://localhost:5000/login)" = 200 ] \
-  || fail "bob (registered before the switch to TLS) cannot log in over https"
-echo "bob, registered over http before the switch, logs in over https"
+[ "$(curl --cacert "$WORK/ca.pem" -s -o /dev/null -w '%{http_code}' -X POST -u frank:wonderland1 https://localhost:5000/login)" = 200 ] \
+  || fail "frank (registered before the switch to TLS) cannot log in over https"
+echo "frank, registered over http before the switch, logs in over https"
 plain=$(curl -s -w ' %{http_code}' http://127.0.0.1:5000/books || true)
 [ "$plain" = '{"message":"this port speaks TLS only: use https:// instead of http://"} 400' ] \
   || fail "plain http to the gateway got: $plain"
@@ -348,6 +312,48 @@ leftover=$(comm -13 <(echo "$volumes_before") <(docker volume ls -q | sort) | tr
 [ -z "$leftover" ] || fail "down -v left volumes: $leftover"
 echo "TLS phase: $((SECONDS - started)) s from up to down -v"
 unset CACERT
+# Back to plaintext for the scale-out.
+COMPOSE_FILES=(-f docker-compose.yml)
+BASE=http://127.0.0.1:5000
+
+step "scale-out: 3 books-service and 2 auth-service replicas"
+compose up -d --scale books-service=3 --scale auth-service=2
+wait_healthy 180
+compose ps
+# Each replica's requests served, by method, from its own /metrics.
+requests() {  # SERVICE METRICS_PORT METHOD -> one count per replica
+  local service=$1 port=$2 method=$3 index address
+  for index in $(seq 1 "$(containers "$service" | wc -l)"); do
+    address=$(compose port --index="$index" "$service" "$port")
+    curl -fsS "http://$address/metrics" \
+      | awk -v m="method=\"$method\"" '/^grpc_server_requests_total/ && index($0, m) { n += $NF } END { printf "%d ", n }'
+  done
+}
+journey bob
+token=$(curl -fsS -X POST -u bob:wonderland1 "$BASE/login" | jq -r .token)
+# The gateway resolves dns://books-service again every 10 s: until then the
+# new replicas may get nothing.
+deadline=$((SECONDS + 40))
+while [[ " $(requests books-service 9102 ListBooks)" == *" 0 "* ]]; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "a books replica got no call within 40 s: $(requests books-service 9102 ListBooks)"
+  for _ in $(seq 1 10); do curl -fsS -o /dev/null "$BASE/books?limit=1" -H "x-access-tokens: $token"; done
+done
+books_before=$(requests books-service 9102 ListBooks)
+auth_before=$(requests auth-service 9101 Login)
+for _ in $(seq 1 300); do curl -fsS -o /dev/null "$BASE/books?limit=1" -H "x-access-tokens: $token"; done
+for _ in $(seq 1 20); do curl -fsS -o /dev/null -X POST -u bob:wonderland1 "$BASE/login"; done
+books_after=$(requests books-service 9102 ListBooks)
+auth_after=$(requests auth-service 9101 Login)
+spread() { paste -d' ' <(tr ' ' '\n' <<<"$1") <(tr ' ' '\n' <<<"$2") | awk 'NF == 2 { printf "%d ", $2 - $1 }'; }
+books_spread=$(spread "$books_before" "$books_after")
+auth_spread=$(spread "$auth_before" "$auth_after")
+echo "300 GET /books through the gateway, ListBooks per books replica: $books_spread"
+echo "20 POST /login through the gateway, Login per auth replica: $auth_spread"
+for count in $books_spread $auth_spread; do
+  [ "$count" -gt 0 ] || fail "a replica got none of the calls"
+done
+no_errors_in_logs "after the scale-out"
+compose down -v
 
 step "the image alone: docker run IMAGE (the all-in-one on SQLite in a volume, read-only root)"
 started=$SECONDS
