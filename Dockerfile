@@ -20,15 +20,16 @@ RUN --mount=type=cache,id=bookstore-cargo-registry,target=/usr/local/cargo/regis
  && install -D -m 0755 target/container/bookstore /rootfs/usr/local/bin/bookstore
 
 # The runtime's whole filesystem, distroless-style: the binary, the C
-# libraries it links (it uses no TLS and no other system library), dash as
-# /bin/sh for one-line jobs (the compose file's key initialisation), and a
-# non-root user owning the places it writes: the all-in-one's SQLite files
-# and keys (data/), and the signing key and service token a compose
-# deployment shares (keys/, service/: a new named volume takes its owner
-# from the image's directory). Nothing else is written, so the root filesystem can be read-only.
+# libraries it links (its TLS is rustls, inside the binary; no other system
+# library), dash as /bin/sh for one-line jobs (the compose file's key
+# initialisation), and a non-root user owning the places it writes: the
+# all-in-one's SQLite files and keys (data/), and the signing key, service
+# token and TLS certificates a compose deployment shares (keys/, service/,
+# tls/: a new named volume takes its owner from the image's directory).
+# Nothing else is written, so the root filesystem can be read-only.
 # A Debian base would add 75-117 MB of packages nothing here uses.
 RUN mkdir -p /rootfs/bin /rootfs/etc /rootfs/tmp /rootfs/var/lib/bookstore/data /rootfs/var/lib/bookstore/keys \
-             /rootfs/var/lib/bookstore/service \
+             /rootfs/var/lib/bookstore/service /rootfs/var/lib/bookstore/tls \
  && cp /bin/dash /rootfs/bin/sh \
  && for lib in $(ldd /rootfs/usr/local/bin/bookstore /bin/dash \
                   | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*[^:]$/ { print $1 }' | sort -u); do \

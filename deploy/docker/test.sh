@@ -11,9 +11,16 @@
 #      acknowledged write is still there;
 #   3. data: `down` + `up` keeps users, books and sessions; `down -v` removes
 #      them;
-#   4. scale-out: `up --scale books-service=3 --scale auth-service=2`, and
+#   4. TLS: the same deployment (its volumes kept) `up` again with
+#      docker-compose.tls.yml, certificates made by the init job: the REST
+#      journey over https with curl --cacert, plain http answered 400,
+#      grpcurl -cacert on the published gRPC ports (plaintext refused), the
+#      revocation feed refused without a service certificate, certificates
+#      rotated with generate-dev-certs and picked up without a restart, every
+#      healthcheck (over TLS) healthy, no error in the logs; then `down -v`;
+#   5. scale-out: `up --scale books-service=3 --scale auth-service=2`, and
 #      the gateway's calls spread over every replica (their request counters);
-#   5. the image: at most 100 MB, non-root, read-only root filesystem, and
+#   6. the image: at most 100 MB, non-root, read-only root filesystem, and
 #      `docker run IMAGE` alone runs the all-in-one on SQLite in a volume.
 # Stops the engine it started on exit, also on failure.
 #
@@ -37,7 +44,9 @@ export POSTGRES_IMAGE=bookstore-postgres:15
 BASE=http://127.0.0.1:5000
 ALL_IN_ONE=bookstore-ci-all-in-one
 SECONDS=0
-compose() { docker-compose -f docker-compose.yml "$@"; }
+# The compose files in use: the TLS phase adds docker-compose.tls.yml.
+COMPOSE_FILES=(-f docker-compose.yml)
+compose() { docker-compose "${COMPOSE_FILES[@]}" "$@"; }
 step() { echo; echo "== [$(date -u +%T), +${SECONDS}s] $*"; }
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
@@ -59,7 +68,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in curl jq grpcurl python3 rustc rustup; do
+for tool in curl jq grpcurl openssl python3 rustc rustup; do
   command -v "$tool" >/dev/null || fail "$tool is needed (.ci/run installs curl, jq and grpcurl)"
 done
 for port in 5000 5001; do
@@ -99,19 +108,20 @@ wait_healthy() {
     sleep 0.5
   done
 }
-# The REST journey (docs/rest-api.md); NAME is the user it registers.
+# The REST journey (docs/rest-api.md); NAME is the user it registers. Over
+# https when BASE is, verifying the gateway with CACERT.
 journey() {
   local name=$1 token id
-  curl -fsS -X POST "$BASE/register" -H 'Content-Type: application/json' \
+  curl ${CACERT:+--cacert "$CACERT"} -fsS -X POST "$BASE/register" -H 'Content-Type: application/json' \
     -d "{\"name\":\"$name\",\"password\":\"wonderland1\"}" | jq -e '.message == "registered successfully"' >/dev/null
-  token=$(curl -fsS -X POST -u "$name:wonderland1" "$BASE/login" | jq -r .token)
-  id=$(curl -fsS -X POST "$BASE/book" -H "x-access-tokens: $token" -H 'Content-Type: application/json' \
+  token=$(curl ${CACERT:+--cacert "$CACERT"} -fsS -X POST -u "$name:wonderland1" "$BASE/login" | jq -r .token)
+  id=$(curl ${CACERT:+--cacert "$CACERT"} -fsS -X POST "$BASE/book" -H "x-access-tokens: $token" -H 'Content-Type: application/json' \
     -d '{"name":"Dune","Author":"Frank Herbert","Publisher":"Chilton","book_prize":250}' | jq -e .id)
-  curl -fsS "$BASE/books" -H "x-access-tokens: $token" | jq -e ".list_of_books | map(.id) | index($id) != null" >/dev/null
-  curl -fsS -X PATCH "$BASE/books/$id" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+  curl ${CACERT:+--cacert "$CACERT"} -fsS "$BASE/books" -H "x-access-tokens: $token" | jq -e ".list_of_books | map(.id) | index($id) != null" >/dev/null
+  curl ${CACERT:+--cacert "$CACERT"} -fsS -X PATCH "$BASE/books/$id" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     -d '{"book_prize":300}' | jq -e '.book_prize == 300' >/dev/null
-  curl -fsS -X DELETE "$BASE/books/$id" -H "x-access-tokens: $token" | jq -e '.message == "Book deleted"' >/dev/null
-  [ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$BASE/books/$id" -H "x-access-tokens: $token")" = 404 ]
+  curl ${CACERT:+--cacert "$CACERT"} -fsS -X DELETE "$BASE/books/$id" -H "x-access-tokens: $token" | jq -e '.message == "Book deleted"' >/dev/null
+  [ "$(curl ${CACERT:+--cacert "$CACERT"} -s -o /dev/null -w '%{http_code}' -X DELETE "$BASE/books/$id" -H "x-access-tokens: $token")" = 404 ]
   echo "journey ok as $name (book $id created, listed, patched, deleted)"
 }
 # Fails if a Bookstore service logged an error or panicked (postgres's own
@@ -234,6 +244,77 @@ wait_healthy 180
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/books?limit=1" -H "x-access-tokens: $token")" = 401 ] \
   || fail "a token survived down -v (the signing key was kept)"
 echo "after down -v + up: the users are gone, and old tokens are refused (a new signing key)"
+
+step "TLS: down, then up with docker-compose.tls.yml (the volumes kept: an existing deployment switched to TLS)"
+curl -fsS -X POST "$BASE/register" -H 'Content-Type: application/json' \
+  -d '{"name":"frank","password":"wonderland1"}' >/dev/null
+compose down
+COMPOSE_FILES+=(-f docker-compose.tls.yml)
+started=$SECONDS
+compose up --build -d
+wait_healthy 180
+echo "healthy over TLS after $((SECONDS - started)) s (healthchecks: bookstore probe --cacert, grpcs:// and https://):"
+for id in $(all_containers); do echo "$(docker inspect -f '{{.Name}}' "$id"): $(health "$id")"; done
+# The CA and the developer's client certificate the init job made, out of the tls volume.
+for file in ca.pem client.pem client-key.pem; do
+  docker cp "$(containers gateway):/var/lib/bookstore/tls/$file" "$WORK/$file"
+done
+CACERT=$WORK/ca.pem BASE=https://localhost:5000
+journey dave
+[ "$(curl --cacert "$WORK/ca.pem" -s -o /dev/null -w '%{http_code}' -X POST -u frank:wonderland1 https://localhost:5000/login)" = 200 ] \
+  || fail "frank (registered before the switch to TLS) cannot log in over https"
+echo "frank, registered over http before the switch, logs in over https"
+plain=$(curl -s -w ' %{http_code}' http://127.0.0.1:5000/books || true)
+[ "$plain" = '{"message":"this port speaks TLS only: use https:// instead of http://"} 400' ] \
+  || fail "plain http to the gateway got: $plain"
+echo "plain http://127.0.0.1:5000: $plain"
+curl --cacert "$WORK/ca.pem" -fsS https://127.0.0.1:9103/metrics | grep -q '^http_server_requests_total' \
+  || fail "no gateway metrics over https on :9103"
+echo "gateway metrics over https on 127.0.0.1:9103"
+for target in auth-service:50051/bookstore.auth.v1.AuthService books-service:50052/bookstore.books.v1.BooksService; do
+  name=${target%%/*} service=${target#*/}
+  addr=$(compose port "${name%%:*}" "${name#*:}")
+  grpcurl -cacert "$WORK/ca.pem" "$addr" list | grep -x "$service" >/dev/null || fail "$addr does not list $service over TLS"
+  grpcurl -cacert "$WORK/ca.pem" -d "{\"service\":\"$service\"}" "$addr" grpc.health.v1.Health/Check \
+    | jq -e '.status == "SERVING"' >/dev/null || fail "$service is not SERVING over TLS"
+  if grpcurl -plaintext -max-time 5 "$addr" list >/dev/null 2>&1; then fail "$addr answered plaintext gRPC"; fi
+  echo "$addr: grpcurl -cacert lists $service, SERVING; plaintext refused"
+done
+auth_addr=$(compose port auth-service 50051)
+feed=$(grpcurl -cacert "$WORK/ca.pem" "$auth_addr" bookstore.auth.v1.AuthService/ListRevocations 2>&1 || true)
+echo "$feed" | grep -q "Code: Unauthenticated" && echo "$feed" | grep -q "present a service certificate" \
+  || fail "ListRevocations without a client certificate: $feed"
+feed=$(grpcurl -cacert "$WORK/ca.pem" -cert "$WORK/client.pem" -key "$WORK/client-key.pem" \
+  "$auth_addr" bookstore.auth.v1.AuthService/ListRevocations 2>&1 || true)
+echo "$feed" | grep -q "Code: PermissionDenied" || fail "ListRevocations with a non-service client certificate: $feed"
+echo "ListRevocations: Unauthenticated without a client certificate, PermissionDenied with client.pem (no service identity)"
+# Rotation as docs/deployment.md says it: new certificates from the same CA
+# into the volume; the services read them within 2 s, no restart.
+gateway_serial() {
+  openssl s_client -connect 127.0.0.1:5000 -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial
+}
+serial_before=$(gateway_serial)
+compose run -T --rm signing-key bookstore generate-dev-certs --out tls >/dev/null
+rotated=$SECONDS
+until [ "$(gateway_serial)" != "$serial_before" ]; do
+  [ $((SECONDS - rotated)) -lt 15 ] || fail "the gateway still serves its old certificate 15 s after generate-dev-certs"
+  sleep 0.5
+done
+journey erin
+grpcurl -cacert "$WORK/ca.pem" "$auth_addr" list >/dev/null || fail "auth-service after the rotation"
+echo "rotation: generate-dev-certs again, the gateway served the new certificate within $((SECONDS - rotated)) s ($serial_before -> $(gateway_serial)); journey and grpcurl still fine"
+# books-service reads that feed with its own certificate: it would warn if refused.
+! compose logs --no-color books-service | grep -E 'revocation list refresh failed|cannot load the revocation list' \
+  || fail "books-service could not read the revocation feed over TLS"
+no_errors_in_logs "over TLS"
+compose down -v
+leftover=$(comm -13 <(echo "$volumes_before") <(docker volume ls -q | sort) | tr '\n' ' ')
+[ -z "$leftover" ] || fail "down -v left volumes: $leftover"
+echo "TLS phase: $((SECONDS - started)) s from up to down -v"
+unset CACERT
+# Back to plaintext for the scale-out.
+COMPOSE_FILES=(-f docker-compose.yml)
+BASE=http://127.0.0.1:5000
 
 step "scale-out: 3 books-service and 2 auth-service replicas"
 compose up -d --scale books-service=3 --scale auth-service=2
