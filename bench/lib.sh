@@ -45,3 +45,27 @@ make_user_with_20_books() {
   BASIC=$(printf '%s' "$U:$P" | base64 -w0)
   export TOKEN BASIC
 }
+
+# The start of a side-by-side script (peers.sh, tls.sh) run from the repo
+# root with ROOT set: checks the tools, builds the release launcher (BIN),
+# empties RAW (bench/results/raw/NAME) and makes WORK; on exit, stops every
+# process in PIDS (and their children) and removes WORK.
+bench_setup() { # name tool...
+  local name=$1; shift
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "$name.sh needs $tool" >&2; exit 2; }
+  done
+  cargo build --release -q -p bookstore
+  BIN="$CARGO_TARGET_DIR/release/bookstore"
+  RAW="$ROOT/bench/results/raw/$name"
+  rm -rf "$RAW"; mkdir -p "$RAW"
+  WORK="$(mktemp -d)"
+  PIDS=()
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  for pid in "${PIDS[@]}"; do pkill -TERM -P "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}

@@ -26,27 +26,13 @@ DUR="${2:-8}"
 PEERS="${PEERS:-$(cd "$ROOT/.." && pwd)/shared/peers}"
 [ -d "$PEERS" ] || PEERS=/work/shared/peers
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-for tool in wrk h2load curl python3; do
-  command -v "$tool" >/dev/null || { echo "peers.sh needs $tool" >&2; exit 2; }
-done
-cargo build --release -q -p bookstore
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-BIN="$CARGO_TARGET_DIR/release/bookstore"
-RAW="$ROOT/bench/results/raw/peers"
-rm -rf "$RAW"; mkdir -p "$RAW"
-WORK="$(mktemp -d)"
+bench_setup peers wrk h2load curl python3
 export RUST_LOG=warn PEER_HOME="${PEER_HOME:-${TMPDIR:-/tmp}/bookstore-peers}"
 # Seeding registers and logs in a few users from one address.
 export AUTH_CLIENT_RATE_PER_MINUTE=0 AUTH_LOGIN_FREE_ATTEMPTS=0
 
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do pkill -TERM -P "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 log() { echo "[peers] $*" >&2; }
 wait_http() { # url
   for _ in $(seq 1 1200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done

@@ -20,29 +20,15 @@ ROOT="$PWD"
 RUNS="${1:-3}"
 DUR="${2:-8}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-for tool in wrk h2load curl python3; do
-  command -v "$tool" >/dev/null || { echo "tls.sh needs $tool" >&2; exit 2; }
-done
-cargo build --release -q -p bookstore
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-BIN="$CARGO_TARGET_DIR/release/bookstore"
-RAW="$ROOT/bench/results/raw/tls"
-rm -rf "$RAW"; mkdir -p "$RAW"
-WORK="$(mktemp -d)"
+bench_setup tls wrk h2load curl python3
 export RUST_LOG=warn AUTH_CLIENT_RATE_PER_MINUTE=0 AUTH_LOGIN_FREE_ATTEMPTS=0
 "$BIN" generate-dev-certs --out "$WORK/certs" >/dev/null
 CERTS="$WORK/certs"
 # curl (seeding) verifies the HTTPS contestants with the dev CA.
 export CURL_CA_BUNDLE="$CERTS/ca.pem"
 
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 log() { echo "[tls] $*" >&2; }
 declare -A URL GRPC
 start() { # name command...

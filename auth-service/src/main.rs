@@ -33,10 +33,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // A command prints its result; its logs only on trouble.
-    bookstore_runtime::init_tracing(if cli.command.is_some() { "warn" } else { "info" });
-    let outcome = run(cli).await;
-    bookstore_runtime::shutdown_tracing();
-    outcome
+    bookstore_runtime::with_tracing(if cli.command.is_some() { "warn" } else { "info" }, run(cli)).await
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -1,7 +1,6 @@
 //! Building and running books-service; `main` and the tests do it alike.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +9,8 @@ use bookstore_proto::auth::v1::auth_service_client::AuthServiceClient;
 use bookstore_proto::books::v1::books_service_server::{BooksServiceServer, SERVICE_NAME};
 use bookstore_replicas::Replicas;
 use bookstore_runtime::metrics::SweptRows;
-use bookstore_runtime::{HealthReporter, Metrics, ServiceLayers, Transport};
+use bookstore_runtime::{GrpcServer, HealthReporter, Metrics, ServiceLayers, Transport};
 use bookstore_tokens::{TokenFailures, TokenPolicy};
-use tokio::net::TcpListener;
-use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower::Layer as _;
 
@@ -33,16 +30,9 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// signing keys and the revocation list are fetched once it runs, and on
 /// demand.
 pub struct App {
-    listener: TcpListener,
-    /// None: plaintext.
-    tls: Option<bookstore_tls::ServerTls>,
-    routes: Routes,
+    server: GrpcServer,
     store: Arc<dyn BookStore>,
     background: Background,
-    /// Around the routes, for the listener and in-process callers alike.
-    layers: ServiceLayers,
-    metrics: Metrics,
-    metrics_listener: Option<TcpListener>,
     /// None when turned off.
     orphans: Option<(OrphanReconciler, Duration)>,
     swept: SweptRows,
@@ -99,9 +89,6 @@ impl App {
             BooksServiceServer::new(BooksGrpc::new(store.clone())).max_decoding_message_size(limits.max_message_bytes),
         );
         let routes = routes.add_service(books);
-        let listener = TcpListener::bind(settings.listen_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
         let background = Background {
             keys,
             revocations,
@@ -116,29 +103,20 @@ impl App {
         metrics.register_pool(move || pool.pool_usage());
         let swept = SweptRows::default();
         swept.register(&metrics);
-        let metrics_listener = bookstore_runtime::metrics::bind_metrics(settings.metrics_addr).await?;
-        Ok(Self { listener, tls, routes, store, background, layers, metrics, metrics_listener, orphans, swept })
+        let server =
+            GrpcServer::bind(settings.listen_addr, settings.metrics_addr, tls, routes, layers, metrics).await?;
+        Ok(Self { server, store, background, orphans, swept })
     }
 
-    /// This service as the all-in-one's gateway calls it: no socket, the
-    /// same layers as a call over the network.
-    pub fn in_process(&self) -> Transport {
-        self.layers.in_process(self.routes.clone())
-    }
-
-    /// The address `/metrics` is served on, when configured.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    /// Its gRPC server: where it serves (`local_addr`, `metrics_addr`), and
+    /// `in_process()`, the service as the all-in-one's other parts call it.
+    pub fn server(&self) -> &GrpcServer {
+        &self.server
     }
 
     /// Serves until `shutdown` resolves, lets in-flight calls finish, then
     /// closes the database.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr(), tls = self.tls.is_some(), "books-service listening");
         let (stop_refresh, refresh_stopped) = tokio::sync::oneshot::channel::<()>();
         let (stop_orphans, orphans_stopped) = tokio::sync::oneshot::channel::<()>();
         let reconciler = self.orphans.map(|(reconciler, interval)| {
@@ -150,16 +128,7 @@ impl App {
         let refresher = tokio::spawn(self.background.run(async {
             let _ = refresh_stopped.await;
         }));
-        let served = bookstore_runtime::serve(
-            self.listener,
-            self.tls.as_ref(),
-            self.routes,
-            &self.layers,
-            &self.metrics,
-            self.metrics_listener,
-            shutdown,
-        )
-        .await;
+        let served = self.server.serve("books-service", shutdown).await;
         drop(stop_refresh);
         drop(stop_orphans);
         let _ = refresher.await;

@@ -14,13 +14,8 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    bookstore_runtime::init_tracing("info");
-    let outcome = run(&cli.settings).await;
-    bookstore_runtime::shutdown_tracing();
-    outcome
-}
-
-async fn run(settings: &Settings) -> anyhow::Result<()> {
-    let app = App::build(settings).await?;
-    app.run_until_stopped(bookstore_runtime::shutdown_signal()).await
+    bookstore_runtime::with_tracing("info", async {
+        App::build(&cli.settings).await?.run_until_stopped(bookstore_runtime::shutdown_signal()).await
+    })
+    .await
 }

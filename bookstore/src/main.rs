@@ -235,10 +235,7 @@ async fn main() -> anyhow::Result<()> {
                 | Command::GenerateDevCerts { .. }
         )
     );
-    bookstore_runtime::init_tracing(if one_shot { "warn" } else { "info" });
-    let outcome = run(&cli).await;
-    bookstore_runtime::shutdown_tracing();
-    outcome
+    bookstore_runtime::with_tracing(if one_shot { "warn" } else { "info" }, run(&cli)).await
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -305,24 +302,25 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     // The parts call each other in this process, through the same layers
     // (token check, limits, logs, metrics) as calls over the network, but
     // without sockets or HTTP/2 framing; the gRPC ports serve other clients.
-    let books = books_service::App::calling_auth(&books_settings, auth.in_process()).await?;
+    let books = books_service::App::calling_auth(&books_settings, auth.server().in_process()).await?;
     gateway_settings.listen_addr = cli.gateway_addr;
     gateway_settings.metrics_addr = Some(cli.gateway_metrics_addr);
-    let upstreams = gateway::Upstreams::over(auth.in_process(), books.in_process(), &gateway_settings);
+    let upstreams =
+        gateway::Upstreams::over(auth.server().in_process(), books.server().in_process(), &gateway_settings);
     let gateway = gateway::App::with_upstreams(&gateway_settings, upstreams).await?;
 
     let (http, grpc) = if cli.tls_dir.is_some() { ("https", "gRPC over TLS") } else { ("http", "gRPC") };
     println!("Bookstore is running, data in {}", cli.data_dir.display());
     println!("  REST gateway   {http}://{}", gateway.local_addr());
-    println!("  auth-service   {} ({grpc})", auth.local_addr());
-    println!("  books-service  {} ({grpc})", books.local_addr());
+    println!("  auth-service   {} ({grpc})", auth.server().local_addr());
+    println!("  books-service  {} ({grpc})", books.server().local_addr());
     let metrics =
         |addr: Option<SocketAddr>| addr.map_or_else(|| "-".to_owned(), |addr| format!("{http}://{addr}/metrics"));
     println!(
         "  metrics        {}, {}, {}",
         metrics(gateway.metrics_addr()),
-        metrics(auth.metrics_addr()),
-        metrics(books.metrics_addr())
+        metrics(auth.server().metrics_addr()),
+        metrics(books.server().metrics_addr())
     );
     println!("Stop with Ctrl-C.");
 

@@ -32,7 +32,7 @@ async fn start_auth(addr: SocketAddr, database: &str, signing: &PathBuf, verifyi
     // Four clients log in non-stop from one address: no per-client limit.
     settings.client_rate_per_minute = 0;
     let app = auth_service::App::build(&settings).await.unwrap();
-    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
+    Running::spawn(app.server().local_addr(), |stopped| app.run_until_stopped(stopped))
 }
 
 /// Restarts the replicas one at a time with the next step's keys.
@@ -72,7 +72,7 @@ async fn rolling_key_rotation_fails_no_request() {
         books_service::Settings::for_tests(dir.path(), auth_url, bookstore_testing::SERVICE_TOKEN).unwrap();
     books_settings.jwks_refresh_secs = 1;
     let books = books_service::App::build(&books_settings).await.unwrap();
-    let books_addr = books.local_addr();
+    let books_addr = books.server().local_addr();
     let mut books = Running::spawn(books_addr, |stopped| books.run_until_stopped(stopped));
 
     let auth = Replicas::new(

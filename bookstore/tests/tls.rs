@@ -123,6 +123,19 @@ impl TlsStack {
         login["token"].as_str().unwrap().to_owned()
     }
 
+    /// grpcurl with the dev CA, presenting `identity` (`NAME` for
+    /// `NAME.pem` and `NAME-key.pem` in the certificates), if any.
+    fn grpcurl_as(&self, identity: Option<&str>, args: &[&str]) -> Output {
+        let ca = self.cert("ca.pem");
+        let mut all = vec!["-cacert".to_owned(), ca];
+        if let Some(name) = identity {
+            all.extend(["-cert".to_owned(), self.cert(&format!("{name}.pem"))]);
+            all.extend(["-key".to_owned(), self.cert(&format!("{name}-key.pem"))]);
+        }
+        all.extend(args.iter().map(|arg| (*arg).to_owned()));
+        grpcurl(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// A TLS client of the services with the dev CA, presenting `identity`
     /// (`NAME` for `NAME.pem` and `NAME-key.pem`), if any.
     fn client(&self, identity: Option<&str>, alpn: &[&[u8]]) -> ClientTls {
@@ -266,18 +279,9 @@ async fn services_serve_tls_to_curl_and_grpcurl_and_call_each_other_over_it() {
     if grpcurl_available() {
         let (ca, auth) = (stack.cert("ca.pem"), format!("localhost:{}", stack.auth.port()));
         let books = format!("localhost:{}", stack.books.port());
-        let listed = grpcurl(&["-cacert", &ca, &auth, "list"]);
+        let listed = stack.grpcurl_as(None, &[&auth, "list"]);
         assert!(text(&listed).contains("bookstore.auth.v1.AuthService"), "{}", text(&listed));
-        let listed = grpcurl(&[
-            "-cacert",
-            &ca,
-            "-cert",
-            &stack.cert("client.pem"),
-            "-key",
-            &stack.cert("client-key.pem"),
-            &books,
-            "list",
-        ]);
+        let listed = stack.grpcurl_as(Some("client"), &[&books, "list"]);
         assert!(text(&listed).contains("bookstore.books.v1.BooksService"), "{}", text(&listed));
         let plaintext = grpcurl(&["-plaintext", &auth, "list"]);
         assert!(!plaintext.status.success(), "{}", text(&plaintext));
@@ -294,30 +298,12 @@ async fn services_serve_tls_to_curl_and_grpcurl_and_call_each_other_over_it() {
         assert!(text(&stranger).contains("Code: Unauthenticated"), "{}", text(&stranger));
 
         // The service-only RPC: no certificate, a developer's, a service's.
-        let anonymous = grpcurl(&["-cacert", &ca, &auth, method]);
+        let anonymous = stack.grpcurl_as(None, &[&auth, method]);
         assert!(text(&anonymous).contains("Code: Unauthenticated"), "{}", text(&anonymous));
         assert!(text(&anonymous).contains("present a service certificate"), "{}", text(&anonymous));
-        let developer = grpcurl(&[
-            "-cacert",
-            &ca,
-            "-cert",
-            &stack.cert("client.pem"),
-            "-key",
-            &stack.cert("client-key.pem"),
-            &auth,
-            method,
-        ]);
+        let developer = stack.grpcurl_as(Some("client"), &[&auth, method]);
         assert!(text(&developer).contains("Code: PermissionDenied"), "{}", text(&developer));
-        let service = grpcurl(&[
-            "-cacert",
-            &ca,
-            "-cert",
-            &stack.cert("books-service.pem"),
-            "-key",
-            &stack.cert("books-service-key.pem"),
-            &auth,
-            method,
-        ]);
+        let service = stack.grpcurl_as(Some("books-service"), &[&auth, method]);
         assert!(service.status.success(), "{}", text(&service));
     }
 }
@@ -375,18 +361,9 @@ async fn strict_mode_requires_a_client_certificate_for_every_call() {
     }
     if grpcurl_available() {
         let auth = format!("localhost:{}", stack.auth.port());
-        let without = grpcurl(&["-cacert", &stack.cert("ca.pem"), &auth, "list"]);
+        let without = stack.grpcurl_as(None, &[&auth, "list"]);
         assert!(!without.status.success(), "{}", text(&without));
-        let with = grpcurl(&[
-            "-cacert",
-            &stack.cert("ca.pem"),
-            "-cert",
-            &stack.cert("client.pem"),
-            "-key",
-            &stack.cert("client-key.pem"),
-            &auth,
-            "list",
-        ]);
+        let with = stack.grpcurl_as(Some("client"), &[&auth, "list"]);
         assert!(with.status.success(), "{}", text(&with));
     }
 }

@@ -11,7 +11,10 @@ pub mod metrics;
 pub mod telemetry;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use anyhow::Context as _;
 
 use bookstore_tls::ServerTls;
 use tokio::net::TcpListener;
@@ -25,6 +28,16 @@ pub use limits::{RETRY_AFTER, ServerLimits, ShedLoad, ShedLoadFuture, ShedLoadLa
 pub use metrics::Metrics;
 pub use telemetry::{init_tracing, shutdown_tracing};
 pub use tonic_health::server::HealthReporter;
+
+/// What each binary's `main` does around its work: logs and traces set up
+/// (`default_filter` unless `RUST_LOG` says otherwise), `run`, then the
+/// spans still buffered exported.
+pub async fn with_tracing(default_filter: &str, run: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    init_tracing(default_filter);
+    let outcome = run.await;
+    shutdown_tracing();
+    outcome
+}
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
@@ -78,55 +91,97 @@ pub fn standard_routes(service: &str) -> Result<(Routes, HealthReporter), tonic_
     Ok((routes, reporter))
 }
 
-/// Serves `routes` behind `layers` on an already bound listener until
-/// `shutdown` resolves, then lets in-flight requests finish. Each request
-/// may run for the limits' `request_timeout`; past `max_concurrent_requests`
-/// in progress (shared with the in-process callers of the same layers),
-/// requests are refused at once. (Message sizes are set on each
-/// API's server, where tonic applies them.) gRPC over HTTP/2, and grpc-web
-/// (`application/grpc-web`, `application/grpc-web-text`) over HTTP/1.1 or
-/// HTTP/2 for browsers; every request is logged and counted by `layers`, and
-/// `metrics_listener` (the admin port), if any, serves `metrics` on
-/// `/metrics` as long as the service runs. With `tls`, only TLS connections
-/// are served (a plaintext client's handshake fails).
-pub async fn serve(
+/// A gRPC service ready to serve: its routes behind its layers, its
+/// listener bound (so it accepts connections as soon as it exists) and its
+/// metrics listener, if any. auth-service and books-service are one each.
+pub struct GrpcServer {
     listener: TcpListener,
-    tls: Option<&ServerTls>,
+    /// None: plaintext.
+    tls: Option<ServerTls>,
     routes: Routes,
-    layers: &ServiceLayers,
-    metrics: &Metrics,
+    /// Around the routes, for the listener and in-process callers alike.
+    layers: ServiceLayers,
+    metrics: Metrics,
     metrics_listener: Option<TcpListener>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let metrics_server = metrics::MetricsServer::spawn(metrics, metrics_listener, tls);
-    let router = tonic::transport::Server::builder()
-        // Detect dead peers (a load balancer that went away, a killed client).
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .timeout(layers.limits.request_timeout)
-        // Headers carry a token and a request id; see the constant for why
-        // the limit is twice hyper's default.
-        .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
-        // grpc-web clients (browsers) speak HTTP/1.1.
-        .accept_http1(true)
-        // Outermost: grpc-web requests are translated to gRPC before the
-        // access log sees them.
-        .layer(tonic_web::GrpcWebLayer::new())
-        .layer(layers.access_log.clone())
-        .layer(layers.shed_load.clone())
-        .add_routes(routes);
-    let served = match tls {
-        Some(tls) => router.serve_with_incoming_shutdown(tls.listen(listener)?, shutdown).await,
-        // Small unary responses must not wait for Nagle's algorithm (a
-        // 40 ms stall against delayed ACKs); the TLS listener sets it too.
-        None => {
-            router.serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown).await
-        }
-    };
-    if let Some(server) = metrics_server {
-        server.stop().await;
+}
+
+impl GrpcServer {
+    /// Binds `listen_addr`, and `metrics_addr` when given, for `routes`
+    /// behind `layers`, counted in `metrics`; over TLS with `tls`.
+    pub async fn bind(
+        listen_addr: SocketAddr,
+        metrics_addr: Option<SocketAddr>,
+        tls: Option<ServerTls>,
+        routes: Routes,
+        layers: ServiceLayers,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
+        let listener =
+            TcpListener::bind(listen_addr).await.with_context(|| format!("cannot listen on {listen_addr}"))?;
+        let metrics_listener = metrics::bind_metrics(metrics_addr).await?;
+        Ok(Self { listener, tls, routes, layers, metrics, metrics_listener })
     }
-    Ok(served?)
+
+    /// This service as the all-in-one's other parts call it: no socket, the
+    /// same layers as a call over the network.
+    pub fn in_process(&self) -> Transport {
+        self.layers.in_process(self.routes.clone())
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The address `/metrics` is served on, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests
+    /// finish. Each request may run for the limits' `request_timeout`; past
+    /// `max_concurrent_requests` in progress (shared with the in-process
+    /// callers of the same layers), requests are refused at once. (Message
+    /// sizes are set on each API's server, where tonic applies them.) gRPC
+    /// over HTTP/2, and grpc-web (`application/grpc-web`,
+    /// `application/grpc-web-text`) over HTTP/1.1 or HTTP/2 for browsers;
+    /// every request is logged and counted by the layers, and the metrics
+    /// listener (the admin port), if any, serves `/metrics` as long as the
+    /// service runs. With TLS, only TLS connections are served. `name`: the
+    /// service's, for the logs.
+    pub async fn serve(self, name: &str, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), tls = self.tls.is_some(), "{name} listening");
+        let metrics_server = metrics::MetricsServer::spawn(&self.metrics, self.metrics_listener, self.tls.as_ref());
+        let router = tonic::transport::Server::builder()
+            // Detect dead peers (a load balancer that went away, a killed client).
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .timeout(self.layers.limits.request_timeout)
+            // Headers carry a token and a request id; see the constant for why
+            // the limit is twice hyper's default.
+            .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
+            // grpc-web clients (browsers) speak HTTP/1.1.
+            .accept_http1(true)
+            // Outermost: grpc-web requests are translated to gRPC before the
+            // access log sees them.
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(self.layers.access_log.clone())
+            .layer(self.layers.shed_load.clone())
+            .add_routes(self.routes);
+        let served = match &self.tls {
+            Some(tls) => router.serve_with_incoming_shutdown(tls.listen(self.listener)?, shutdown).await,
+            // Small unary responses must not wait for Nagle's algorithm (a
+            // 40 ms stall against delayed ACKs); the TLS listener sets it too.
+            None => {
+                router
+                    .serve_with_incoming_shutdown(TcpIncoming::from(self.listener).with_nodelay(Some(true)), shutdown)
+                    .await
+            }
+        };
+        if let Some(server) = metrics_server {
+            server.stop().await;
+        }
+        Ok(served?)
+    }
 }
 
 /// Largest header block (metadata) a gRPC request may carry. Past it, h2

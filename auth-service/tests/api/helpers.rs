@@ -45,7 +45,7 @@ pub async fn start(dir: TempDir) -> TestApp {
 /// Starts auth-service on `dir` with explicit settings.
 pub async fn start_with(dir: TempDir, settings: &Settings) -> TestApp {
     let app = App::build(settings).await.unwrap();
-    let server = Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped));
+    let server = Running::spawn(app.server().local_addr(), |stopped| app.run_until_stopped(stopped));
     let client = AuthServiceClient::new(channel(server.addr, Duration::from_secs(30)));
     TestApp { dir, client, server }
 }

@@ -29,7 +29,7 @@ async fn the_sweep_runs_while_serving_and_stops_with_the_server() {
     settings.sweep_interval_secs = 1;
     settings.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
     let app = App::build(&settings).await.unwrap();
-    let metrics = app.metrics_addr().unwrap();
+    let metrics = app.server().metrics_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 
     // Act

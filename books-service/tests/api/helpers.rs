@@ -43,7 +43,7 @@ pub fn auth_settings(dir: &TempDir, addr: SocketAddr) -> auth_service::Settings 
 
 pub async fn start_auth(settings: &auth_service::Settings) -> Running {
     let app = auth_service::App::build(settings).await.unwrap();
-    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
+    Running::spawn(app.server().local_addr(), |stopped| app.run_until_stopped(stopped))
 }
 
 pub async fn start_books(dir: &TempDir, auth_addr: SocketAddr) -> Running {
@@ -54,7 +54,7 @@ pub async fn start_books(dir: &TempDir, auth_addr: SocketAddr) -> Running {
     settings.jwks_min_refetch_secs = 0;
     settings.revocation_refresh_secs = REVOCATION_REFRESH_SECS;
     let app = books_service::App::build(&settings).await.unwrap();
-    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped))
+    Running::spawn(app.server().local_addr(), |stopped| app.run_until_stopped(stopped))
 }
 
 /// A lazy channel to a service under test; each call may take 30 s.

@@ -109,14 +109,14 @@ pub async fn spawn_app_configured(
 
 async fn start_auth(settings: &auth_service::Settings) -> Running {
     let app = auth_service::App::build(settings).await.unwrap();
-    let metrics = app.metrics_addr();
-    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped)).with_metrics(metrics)
+    let metrics = app.server().metrics_addr();
+    Running::spawn(app.server().local_addr(), |stopped| app.run_until_stopped(stopped)).with_metrics(metrics)
 }
 
 async fn start_books(settings: &books_service::Settings) -> Running {
     let app = books_service::App::build(settings).await.unwrap();
-    let metrics = app.metrics_addr();
-    Running::spawn(app.local_addr(), |stopped| app.run_until_stopped(stopped)).with_metrics(metrics)
+    let metrics = app.server().metrics_addr();
+    Running::spawn(app.server().local_addr(), |stopped| app.run_until_stopped(stopped)).with_metrics(metrics)
 }
 
 /// A book body with the tutorial's field names.
