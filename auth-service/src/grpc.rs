@@ -31,7 +31,7 @@ pub struct AuthGrpc {
     /// service-only RPCs must present a service's certificate instead.
     service_certificates: bool,
     /// Register and Login calls per client address.
-    client_limit: Option<(ClientRateLimiter, Vec<TrustedProxy>)>,
+    client_limit: Option<ClientLimit>,
 }
 
 impl AuthGrpc {
@@ -96,24 +96,31 @@ impl AuthGrpc {
     /// from one of `trusted_proxies` is the one its `x-forwarded-for` names.
     #[must_use]
     pub fn with_client_limit(mut self, limiter: ClientRateLimiter, trusted_proxies: Vec<TrustedProxy>) -> Self {
-        self.client_limit = Some((limiter, trusted_proxies));
+        self.client_limit = Some(ClientLimit { limiter, trusted_proxies });
         self
     }
 
     /// Takes a token from the caller's bucket; the caller, to refund it to
     /// if the call turns out not to count.
     fn check_client_rate<T>(&self, request: &Request<T>) -> Result<Option<IpAddr>, Error> {
-        let Some((limiter, trusted_proxies)) = &self.client_limit else { return Ok(None) };
+        let Some(ClientLimit { limiter, trusted_proxies }) = &self.client_limit else { return Ok(None) };
         let Some(client) = client_address(request, trusted_proxies) else { return Ok(None) };
         limiter.check(client).inspect_err(|_| tracing::info!(%client, "call refused: client rate limit"))?;
         Ok(Some(client))
     }
 
     fn refund_client_rate(&self, client: Option<IpAddr>) {
-        if let (Some((limiter, _)), Some(client)) = (&self.client_limit, client) {
-            limiter.refund(client);
+        if let (Some(limit), Some(client)) = (&self.client_limit, client) {
+            limit.limiter.refund(client);
         }
     }
+}
+
+/// Register and Login calls per client address, and whose word to take
+/// for a call's client address.
+struct ClientLimit {
+    limiter: ClientRateLimiter,
+    trusted_proxies: Vec<TrustedProxy>,
 }
 
 #[tonic::async_trait]

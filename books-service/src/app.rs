@@ -34,8 +34,14 @@ pub struct App {
     store: Arc<dyn BookStore>,
     background: Background,
     /// None when turned off.
-    orphans: Option<(OrphanReconciler, Duration)>,
+    orphans: Option<OrphanSweep>,
     swept: SweptRows,
+}
+
+/// The check for books whose owner auth-service no longer has, and how often.
+struct OrphanSweep {
+    reconciler: OrphanReconciler,
+    interval: Duration,
 }
 
 /// What the background task keeps up to date, and how often.
@@ -77,7 +83,7 @@ impl App {
         let revocations = RevocationList::new(auth.clone(), &service_token, DeletedUserBooks::new(store.clone()));
         let orphans = (settings.orphan_sweep_interval_secs > 0).then(|| {
             let reconciler = OrphanReconciler::new(auth, &service_token, store.clone());
-            (reconciler, Duration::from_secs(settings.orphan_sweep_interval_secs))
+            OrphanSweep { reconciler, interval: Duration::from_secs(settings.orphan_sweep_interval_secs) }
         });
         let (routes, health) = bookstore_runtime::standard_routes(SERVICE_NAME)?;
         // Not ready until the signing keys and revocations are in: every
@@ -119,7 +125,7 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_refresh, refresh_stopped) = tokio::sync::oneshot::channel::<()>();
         let (stop_orphans, orphans_stopped) = tokio::sync::oneshot::channel::<()>();
-        let reconciler = self.orphans.map(|(reconciler, interval)| {
+        let reconciler = self.orphans.map(|OrphanSweep { reconciler, interval }| {
             let revocations = self.background.revocations.clone();
             tokio::spawn(reconciler.run(revocations, interval, self.swept.clone(), async {
                 let _ = orphans_stopped.await;

@@ -259,6 +259,22 @@ pub async fn get_book(
     Ok(Json(expect_book(response.map_err(book_error)?.into_inner().book)?))
 }
 
+/// What `PUT` and `PATCH /books/{book_id}` answer (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum BookUpdated<'a> {
+    #[response(status = 200, description = "The updated book")]
+    Updated(BookJson),
+    #[response(
+        status = 400,
+        description = "Malformed JSON, a missing field, a wrong type, or a value books-service refuses",
+        example = json!({"message": "book_prize: must be an integer >= 0"})
+    )]
+    Refused(ErrorBody<'a>),
+    #[response(status = 404, description = "No such book, or another user's", example = json!({"message": "book does not exist"}))]
+    NotFound(ErrorBody<'a>),
+}
+
 /// Replaces one of the caller's books: `PUT` takes all four fields.
 #[utoipa::path(
     put,
@@ -267,13 +283,7 @@ pub async fn get_book(
     params(("book_id" = i64, Path, minimum = 1, description = "The book's id")),
     request_body = BookBody,
     security(("bearer" = []), ("x-access-tokens" = [])),
-    responses(
-        (status = OK, description = "The updated book", body = BookJson),
-        (status = BAD_REQUEST, description = "Malformed JSON, a missing field, a wrong type, or a value books-service \
-            refuses", body = ErrorBody, example = json!({"message": "book_prize: must be an integer >= 0"})),
-        (status = NOT_FOUND, description = "No such book, or another user's", body = ErrorBody,
-            example = json!({"message": "book does not exist"})),
-    ),
+    responses(BookUpdated),
 )]
 pub async fn replace_book(
     State(state): State<AppState>,
@@ -292,13 +302,7 @@ pub async fn replace_book(
     params(("book_id" = i64, Path, minimum = 1, description = "The book's id")),
     request_body = BookPatch,
     security(("bearer" = []), ("x-access-tokens" = [])),
-    responses(
-        (status = OK, description = "The updated book", body = BookJson),
-        (status = BAD_REQUEST, description = "Malformed JSON, a missing field, a wrong type, or a value books-service \
-            refuses", body = ErrorBody, example = json!({"message": "book_prize: must be an integer >= 0"})),
-        (status = NOT_FOUND, description = "No such book, or another user's", body = ErrorBody,
-            example = json!({"message": "book does not exist"})),
-    ),
+    responses(BookUpdated),
 )]
 pub async fn update_book(
     State(state): State<AppState>,
