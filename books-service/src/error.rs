@@ -60,7 +60,13 @@ impl From<sqlx::Error> for Error {
 /// `Internal` as well; pool exhaustion and closing are mapped by the store.
 impl From<rusqlite::Error> for Error {
     fn from(error: rusqlite::Error) -> Self {
-        Self::Internal(error.into())
+        match error.sqlite_error_code() {
+            // A lock held past `busy_timeout`: the database is there, busy.
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Self::database_unavailable(&error)
+            }
+            _ => Self::Internal(error.into()),
+        }
     }
 }
 

@@ -1,9 +1,18 @@
-//! The embedded SQLite backend, on rusqlite: each call runs on a blocking
-//! thread straight against SQLite. (sqlx-sqlite gives every connection its
-//! own worker thread and sends rows over a channel; that row handling was
-//! most of ListBooks' CPU.) sqlx still applies the migrations, so the schema
-//! history stays in `_sqlx_migrations`, where backups read it.
+//! The embedded SQLite backend, on rusqlite, straight against SQLite.
+//! (sqlx-sqlite gives every connection its own worker thread and sends rows
+//! over a channel; that row handling was most of ListBooks' CPU.) sqlx still
+//! applies the migrations, so the schema history stays in `_sqlx_migrations`,
+//! where backups read it.
+//!
+//! Writes run on a blocking thread: they fsync. The reads of a request (one
+//! book, a page of at most [`INLINE_ROWS`]) run on the calling thread: under
+//! WAL a reader takes no lock a writer holds, and such a read is one index
+//! search in the page cache, tens of microseconds, as long as the JWT check
+//! that precedes it. Handing it to a blocking thread and back cost more than
+//! the read (two thread wake-ups per request; see BENCHMARKS.md). Longer
+//! reads (exports, owner sweeps, counts, large pages) keep the blocking pool.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
@@ -14,14 +23,20 @@ use async_trait::async_trait;
 use bookstore_runtime::metrics::PoolUsage;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Params, Row, TransactionBehavior, params};
 use sqlx::sqlite::SqliteConnectOptions;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use super::{BookRecord, BookStore};
 use crate::domain::{BookId, BookPatch, NewBook};
 use crate::error::{Error, Result};
 
-/// Connections for reads, which run side by side under WAL.
-const READERS: usize = 4;
+/// Connections for reads, which run side by side under WAL: at least one
+/// per executor thread, as those run the short reads.
+fn readers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from).max(4)
+}
+/// The largest page read on the calling thread; larger ones go to the
+/// blocking pool, so no request holds an executor thread for long.
+const INLINE_ROWS: u32 = 128;
 /// How long a call waits for a free connection before the store answers
 /// Unavailable: sqlx's pool default, which the sqlx-based store had.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,7 +69,7 @@ impl SqliteBookStore {
         tokio::task::spawn_blocking(move || {
             Ok(Self {
                 writer: Arc::new(Connections::open(&path, 1)?),
-                readers: Arc::new(Connections::open(&path, READERS)?),
+                readers: Arc::new(Connections::open(&path, readers())?),
             })
         })
         .await
@@ -141,15 +156,46 @@ impl Connections {
         // connection in use until the statement is done.
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            span.in_scope(|| {
-                let mut slot = connections.free_slot()?;
-                let connection =
-                    slot.as_mut().ok_or_else(|| Error::database_unavailable(&"the book store is closed"))?;
-                work(connection)
-            })
+            span.in_scope(|| connections.with_free_slot(work))
         });
         task.await
             .unwrap_or_else(|failed| Err(Error::Internal(anyhow::anyhow!("a book database call failed: {failed}"))))
+    }
+
+    /// Runs a short read (see the module's comment) on this thread, on a
+    /// connection free now, without waiting for a lock. If no connection is
+    /// free, or SQLite reports a lock held (another process holding the
+    /// file in exclusive mode, or recovering its WAL after a crash), the
+    /// read runs as [`Self::run`] does instead, waiting on a blocking thread
+    /// while this one goes on serving.
+    async fn run_here<T, F>(self: &Arc<Self>, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let here = match self.permits.try_acquire() {
+            Ok(_permit) => self.with_free_slot(|connection| {
+                connection.busy_timeout(Duration::ZERO)?;
+                let read = work(connection);
+                connection.busy_timeout(BUSY_TIMEOUT)?;
+                read
+            }),
+            Err(TryAcquireError::Closed) => return Err(Error::database_unavailable(&"the book store is closed")),
+            Err(TryAcquireError::NoPermits) => return self.run(work).await,
+        };
+        match here {
+            Err(Error::Unavailable(_)) => self.run(work).await,
+            read => read,
+        }
+    }
+
+    /// `work` on a free connection, on this thread; the caller holds a
+    /// permit. A panic is an error, as on a blocking thread.
+    fn with_free_slot<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut slot = self.free_slot()?;
+        let connection = slot.as_mut().ok_or_else(|| Error::database_unavailable(&"the book store is closed"))?;
+        std::panic::catch_unwind(AssertUnwindSafe(|| work(connection)))
+            .unwrap_or_else(|_| Err(Error::Internal(anyhow::anyhow!("a book database call panicked"))))
     }
 
     /// An unlocked slot; the caller holds a permit.
@@ -203,14 +249,20 @@ impl SqliteBookStore {
         params: impl Params + Send + 'static,
         read: fn(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
-        self.readers
-            .run(move |connection| {
-                let mut statement = connection.prepare_cached(sql)?;
-                let rows = statement.query_map(params, read)?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            })
-            .await
+        self.readers.run(move |connection| rows(connection, sql, params, read)).await
     }
+}
+
+/// Every row `sql` answers with `params`, each read by `read`.
+fn rows<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl Params,
+    read: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let rows = statement.query_map(params, read)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// A row of `columns!()`, in its order.
@@ -248,7 +300,7 @@ impl BookStore for SqliteBookStore {
     async fn get_book(&self, owner_id: &str, id: BookId) -> Result<Option<BookRecord>> {
         let owner_id = owner_id.to_owned();
         self.readers
-            .run(move |connection| {
+            .run_here(move |connection| {
                 let mut statement = connection.prepare_cached(super::GET_BOOK)?;
                 Ok(statement.query_row(params![id.get(), owner_id], book_record).optional()?)
             })
@@ -256,7 +308,15 @@ impl BookStore for SqliteBookStore {
     }
 
     async fn list_books(&self, owner_id: &str, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
-        self.read_rows(super::LIST_BOOKS, (owner_id.to_owned(), after_id, limit), book_record).await
+        let owner_id = owner_id.to_owned();
+        if limit <= INLINE_ROWS {
+            let read = move |connection: &mut Connection| {
+                rows(connection, super::LIST_BOOKS, (&owner_id, after_id, limit), book_record)
+            };
+            self.readers.run_here(read).await
+        } else {
+            self.read_rows(super::LIST_BOOKS, (owner_id, after_id, limit), book_record).await
+        }
     }
 
     async fn update_book(&self, owner_id: &str, id: BookId, patch: BookPatch, now: i64) -> Result<Option<BookRecord>> {
@@ -395,6 +455,39 @@ mod tests {
         store.close().await;
         assert!(matches!(store.count_books().await, Err(Error::Unavailable(_))));
         assert_eq!(store.pool_usage().size, 0);
+    }
+
+    /// A short read that meets a lock (SQLite answers BUSY at once, as while
+    /// another process recovers the WAL after a crash) runs again on a
+    /// blocking thread, where it waits for the lock: never on the runtime's.
+    #[tokio::test]
+    async fn a_short_read_that_meets_a_lock_runs_again_where_it_may_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteBookStore::connect(&format!("sqlite://{}", dir.path().join("books.db").display())).await.unwrap();
+        let attempts = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&attempts);
+        store
+            .readers
+            .run_here(move |connection| {
+                let wait: i64 = connection.pragma_query_value(None, "busy_timeout", |row| row.get(0))?;
+                let mut seen = seen.lock().unwrap();
+                seen.push((std::thread::current().id(), wait));
+                if seen.len() == 1 {
+                    let busy = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
+                    return Err(rusqlite::Error::SqliteFailure(busy, None).into());
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let runtime_thread = std::thread::current().id();
+        let attempts = std::mem::take(&mut *attempts.lock().unwrap());
+        assert_eq!(attempts[0], (runtime_thread, 0), "first here, without waiting");
+        assert_ne!(attempts[1].0, runtime_thread, "then on a blocking thread");
+        assert_eq!(attempts[1].1, 30_000, "waiting for the lock there");
+        assert_eq!(attempts.len(), 2);
+        store.close().await;
     }
 
     #[tokio::test]
