@@ -4,6 +4,10 @@ use auth_service::admin::AdminCommand;
 use auth_service::{App, Settings};
 use clap::Parser;
 
+/// As the all-in-one's (`bookstore/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Bookstore's auth service (gRPC), or one of its admin commands.
 ///
 /// With no command, serves `bookstore.auth.v1.AuthService` (plus health and

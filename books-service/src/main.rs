@@ -3,6 +3,10 @@
 use books_service::{App, Settings};
 use clap::Parser;
 
+/// As the all-in-one's (`bookstore/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Bookstore's books service (gRPC).
 #[derive(Parser)]
 #[command(version, about)]

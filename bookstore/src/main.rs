@@ -14,6 +14,12 @@ use auth_service::admin::AdminCommand;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than the system allocator: a `GET /books` makes a few
+/// hundred small allocations (rows, protobuf messages, JSON), and glibc's
+/// malloc and free took a fifth of its instructions (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Bookstore: the whole stack, its admin commands, or one service alone.
 ///
 /// With no command, runs auth-service, books-service and the REST gateway in

@@ -3,6 +3,10 @@
 use clap::Parser;
 use gateway::{App, Settings};
 
+/// As the all-in-one's (`bookstore/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Bookstore's HTTP-JSON gateway.
 #[derive(Parser)]
 #[command(version, about)]
