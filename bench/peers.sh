@@ -14,7 +14,9 @@
 # ratio to the Fastify peer, p50/p99 of the median run, and the server CPU
 # per request (user + system time of the contestant's processes and their
 # children, from /proc, over the measured runs, divided by the requests).
-# Also h2load ListBooks (page of 20, -c16 -m8) against both Bookstore stacks.
+# Also h2load ListBooks (page of 20, -c16 -m8) against both Bookstore stacks,
+# in rounds alternating with the same load on echo-grpc (a trivial tonic
+# unary call, the ceiling of a gRPC call here).
 # Writes bench/results/peers.md, the chart docs/bench/peers.svg and raw output in
 # bench/results/raw/peers/.
 # Needs wrk, h2load, curl, python3, node/npm (Fastify), a Python for the others.
@@ -48,6 +50,8 @@ start() { # name port command...
 }
 
 log "starting the contestants"
+cargo build --release -q -p bookstore-bench --bin echo-grpc
+start echo-grpc 16600 "$CARGO_TARGET_DIR/release/echo-grpc" 127.0.0.1:16600
 start all-in-one 16000 "$BIN" --data-dir "$WORK/aio" --gateway-addr 127.0.0.1:16000 \
   --auth-addr 127.0.0.1:16051 --books-addr 127.0.0.1:16052 --auth-metrics-addr 127.0.0.1:0 \
   --books-metrics-addr 127.0.0.1:0 --gateway-metrics-addr 127.0.0.1:0
@@ -122,14 +126,17 @@ for round in $(seq 1 "$RUNS"); do
   done
 done
 
-# ListBooks over gRPC, on both Bookstore stacks.
+# ListBooks over gRPC, on both Bookstore stacks, and the echo.
 printf '\x00\x00\x00\x00\x02\x08\x14' >"$WORK/list-books-20.grpc"
-for name in all-in-one three; do
-  port=16052; [ "$name" = three ] && port=16152
-  for round in $(seq 1 "$RUNS"); do
+printf '\x00\x00\x00\x00\x07\x0a\x05hello' >"$WORK/echo.grpc"
+for round in $(seq 1 "$RUNS"); do
+  for name in all-in-one three echo-grpc; do
+    port=16052 path=/bookstore.books.v1.BooksService/ListBooks body="$WORK/list-books-20.grpc"
+    [ "$name" = three ] && port=16152
+    [ "$name" = echo-grpc ] && port=16600 path=/bench.echo.v1.EchoService/Echo body="$WORK/echo.grpc"
     h2load -c16 -m8 -D "$DUR" -H 'content-type: application/grpc' -H 'te: trailers' \
-      -H "authorization: Bearer ${TOKENS[$name]}" -d "$WORK/list-books-20.grpc" \
-      "http://127.0.0.1:$port/bookstore.books.v1.BooksService/ListBooks" >"$RAW/h2load-$name-$round.txt" 2>&1
+      -H "authorization: Bearer ${TOKENS[$name]:-none}" -d "$body" \
+      "http://127.0.0.1:$port$path" >"$RAW/h2load-$name-$round.txt" 2>&1
   done
 done
 
@@ -190,14 +197,20 @@ svg.append("</svg>")
 with open(chart, "w") as out:
     out.write("\n".join(svg) + "\n")
 print(f"![GET /books, req/s, side by side](docs/bench/peers.svg)\n")
-print("gRPC `ListBooks` (page of 20), h2load -c16 -m8, median of the rounds:\n")
-print("| stack | calls/s |")
-print("|---|---:|")
-for name in ("all-in-one", "three"):
+print("gRPC `ListBooks` (page of 20) and the tonic echo, h2load -c16 -m8, rounds alternating, median:\n")
+print("| stack | calls/s | x echo |")
+print("|---|---:|---:|")
+def calls(name):
     values = []
     for r in range(1, runs + 1):
         match = re.search(r"finished in [^,]+, ([\d.]+) req/s", open(f"{raw}/h2load-{name}-{r}.txt").read())
         values.append(float(match.group(1)) if match else 0.0)
-    print(f"| {label[name].split(' (')[0]} | {statistics.median(values):,.0f} |")
+    return statistics.median(values), values
+echo = calls("echo-grpc")[0]
+label["echo-grpc"] = "tonic echo (bench/src/bin/echo-grpc.rs, no work)"
+for name in ("all-in-one", "three", "echo-grpc"):
+    median, values = calls(name)
+    each = ", ".join(f"{v:,.0f}" for v in values)
+    print(f"| {label[name].split(' (')[0]} `{'Echo' if name == 'echo-grpc' else 'ListBooks'}` ({each}) | {median:,.0f} | {median / echo:.2f} |")
 EOF
 cat "$ROOT/bench/results/peers.md"
