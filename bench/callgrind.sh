@@ -26,7 +26,7 @@ printf '\x00\x00\x00\x00\x02\x08\x14' >"$WORK/list-books-20.grpc"
 log() { echo "[callgrind] $*" >&2; }
 # Instructions of the process since the last zeroing: dumps and reads them.
 count() { # pid name
-  callgrind_control -d "$1" >/dev/null
+  callgrind_control -d "$1" >/dev/null 2>&1
   local dump
   dump=$(ls -v "$RAW/$2".callgrind.out.* | tail -n1)
   awk '/^(summary|totals):/ {print $2; exit}' "$dump"
@@ -60,11 +60,11 @@ for arg in "$@"; do
   make_user_with_20_books >/dev/null
   get_books 200
   list_books 200
-  callgrind_control -i on "$pid" >/dev/null
-  callgrind_control -z "$pid" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null 2>&1
+  callgrind_control -z "$pid" >/dev/null 2>&1
   get_books "$REQUESTS"
   rest=$(count "$pid" "$name")
-  callgrind_control -z "$pid" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
   list_books "$REQUESTS"
   grpc=$(count "$pid" "$name")
   kill "$pid"; wait "$pid" 2>/dev/null || true

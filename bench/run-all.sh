@@ -54,7 +54,12 @@ BIN="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 BENCH="$BIN/bookstore-bench"
 RESULTS="$ROOT/bench/results"
 RAW="$RESULTS/raw"
-rm -rf "$RESULTS"
+# A fresh set of results, but the side-by-side scripts' own (peers.sh, tls.sh,
+# callgrind.sh) stay: this run replaces the peers' only without
+# BENCH_SKIP_PEERS, and never the others.
+keep=(-name tls.md -o -name callgrind.md -o -name tls -o -name callgrind)
+[ -n "${BENCH_SKIP_PEERS:-}" ] && keep+=(-o -name peers.md -o -name peers)
+find "$RESULTS" "$RAW" -mindepth 1 -maxdepth 1 ! -path "$RAW" ! \( "${keep[@]}" \) -exec rm -rf {} + 2>/dev/null || true
 mkdir -p "$RAW" "$ROOT/docs/bench"
 WORK="$(mktemp -d)"
 export RUST_LOG=warn
