@@ -164,10 +164,11 @@ impl Connections {
 
     /// Runs a short read (see the module's comment) on this thread, on a
     /// connection free now, without waiting for a lock. If no connection is
-    /// free, or SQLite reports a lock held (another process holding the
-    /// file in exclusive mode, or recovering its WAL after a crash), the
-    /// read runs as [`Self::run`] does instead, waiting on a blocking thread
-    /// while this one goes on serving.
+    /// free, or SQLite reports a lock held (under WAL, only while another
+    /// process recovers the WAL after a crash: every open connection holds
+    /// the file shared, so none can take it exclusively), the read runs as
+    /// [`Self::run`] does instead, waiting on a blocking thread while this
+    /// one goes on serving.
     async fn run_here<T, F>(self: &Arc<Self>, work: F) -> Result<T>
     where
         T: Send + 'static,
