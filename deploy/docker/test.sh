@@ -162,7 +162,10 @@ feed=$(grpcurl -plaintext "$(compose port auth-service 50051)" bookstore.auth.v1
 echo "$feed" | grep -q "x-service-token: is missing" || fail "ListRevocations answered without a service token: $feed"
 echo "ListRevocations without the service token: refused"
 # Metrics are on the gateway's admin port, not its public one.
-curl -fsS http://127.0.0.1:9103/metrics | grep -q '^http_server_requests_total' || fail "no gateway metrics on :9103"
+# Read whole, then searched: `curl | grep -q` fails under pipefail when grep
+# stops reading at its match and curl cannot write the rest (curl: (23)).
+metrics=$(curl -fsS http://127.0.0.1:9103/metrics) || fail "no gateway metrics on :9103"
+grep -q '^http_server_requests_total' <<<"$metrics" || fail "no request counter in the gateway's metrics"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/metrics")" = 404 ] || fail "/metrics is served on the public port"
 echo "gateway metrics on 127.0.0.1:9103, none on :5000"
 for id in $(all_containers); do
@@ -268,8 +271,8 @@ plain=$(curl -s -w ' %{http_code}' http://127.0.0.1:5000/books || true)
 [ "$plain" = '{"message":"this port speaks TLS only: use https:// instead of http://"} 400' ] \
   || fail "plain http to the gateway got: $plain"
 echo "plain http://127.0.0.1:5000: $plain"
-curl --cacert "$WORK/ca.pem" -fsS https://127.0.0.1:9103/metrics | grep -q '^http_server_requests_total' \
-  || fail "no gateway metrics over https on :9103"
+metrics=$(curl --cacert "$WORK/ca.pem" -fsS https://127.0.0.1:9103/metrics) || fail "no gateway metrics over https on :9103"
+grep -q '^http_server_requests_total' <<<"$metrics" || fail "no request counter in the gateway's metrics over https"
 echo "gateway metrics over https on 127.0.0.1:9103"
 for target in auth-service:50051/bookstore.auth.v1.AuthService books-service:50052/bookstore.books.v1.BooksService; do
   name=${target%%/*} service=${target#*/}
