@@ -4,6 +4,7 @@
 //! listener, and shutdown on SIGINT/SIGTERM.
 
 mod access_log;
+mod coalesce;
 mod http;
 mod in_process;
 mod limits;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::TryStreamExt as _;
 
 use bookstore_tls::ServerTls;
 use tokio::net::TcpListener;
@@ -22,6 +24,7 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
 pub use access_log::{AccessLog, AccessLogLayer, REQUEST_ID_HEADER};
+pub use coalesce::CoalescedWrites;
 pub use http::serve_http;
 pub use in_process::{BoxError, InProcessCaller, ServiceLayers, Transport};
 pub use limits::{RETRY_AFTER, ServerLimits, ShedLoad, ShedLoadFuture, ShedLoadLayer};
@@ -167,14 +170,18 @@ impl GrpcServer {
             .layer(self.layers.access_log.clone())
             .layer(self.layers.shed_load.clone())
             .add_routes(self.routes);
+        // Each connection's answers leave in as few writes as h2 allows
+        // (see `CoalescedWrites`).
         let served = match &self.tls {
-            Some(tls) => router.serve_with_incoming_shutdown(tls.listen(self.listener)?, shutdown).await,
+            Some(tls) => {
+                let incoming = tls.listen(self.listener)?.map_ok(CoalescedWrites::new);
+                router.serve_with_incoming_shutdown(incoming, shutdown).await
+            }
             // Small unary responses must not wait for Nagle's algorithm (a
             // 40 ms stall against delayed ACKs); the TLS listener sets it too.
             None => {
-                router
-                    .serve_with_incoming_shutdown(TcpIncoming::from(self.listener).with_nodelay(Some(true)), shutdown)
-                    .await
+                let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true)).map_ok(CoalescedWrites::new);
+                router.serve_with_incoming_shutdown(incoming, shutdown).await
             }
         };
         if let Some(server) = metrics_server {
