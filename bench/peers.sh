@@ -7,16 +7,19 @@
 #   all-in-one      target/release/bookstore (one process)
 #   three processes bookstore auth-service | books-service | gateway over TCP
 #   before          BEFORE_BIN's all-in-one, when set (an older build, for
-#                   before/after figures from the same run)
+#                   before/after figures from the same run; BEFORE_LABEL
+#                   names it in the tables)
 #   fastify, fastapi, flask   the peers' run.sh (PEERS=../shared/peers)
 # Then ROUNDS rounds, each measuring every contestant once in turn with
 # wrk -t1 -c16 for DURATION s; the table gives each one's median req/s, its
 # ratio to the Fastify peer, p50/p99 of the median run, and the server CPU
 # per request (user + system time of the contestant's processes and their
 # children, from /proc, over the measured runs, divided by the requests).
-# Also h2load ListBooks (page of 20, -c16 -m8) against both Bookstore stacks,
-# in rounds alternating with the same load on echo-grpc (a trivial tonic
-# unary call, the ceiling of a gRPC call here).
+# Also h2load ListBooks (page of 20, -c16 -m8) against both Bookstore stacks
+# (and BEFORE_BIN's), in rounds alternating with the same load on echo-grpc:
+# a trivial tonic unary call, the ceiling of a gRPC call here, served as
+# tonic serves it and again with Bookstore's coalesced writes
+# (runtime/src/coalesce.rs), the ceiling for a service that has them.
 # Writes bench/results/peers.md, the chart docs/bench/peers.svg and raw output in
 # bench/results/raw/peers/.
 # Needs wrk, h2load, curl, python3, node/npm (Fastify), a Python for the others.
@@ -52,6 +55,7 @@ start() { # name port command...
 log "starting the contestants"
 cargo build --release -q -p bookstore-bench --bin echo-grpc
 start echo-grpc 16600 "$CARGO_TARGET_DIR/release/echo-grpc" 127.0.0.1:16600
+start echo-coalesced 16601 "$CARGO_TARGET_DIR/release/echo-grpc" 127.0.0.1:16601 --coalesced-writes
 start all-in-one 16000 "$BIN" --data-dir "$WORK/aio" --gateway-addr 127.0.0.1:16000 \
   --auth-addr 127.0.0.1:16051 --books-addr 127.0.0.1:16052 --auth-metrics-addr 127.0.0.1:0 \
   --books-metrics-addr 127.0.0.1:0 --gateway-metrics-addr 127.0.0.1:0
@@ -129,11 +133,16 @@ done
 # ListBooks over gRPC, on both Bookstore stacks, and the echo.
 printf '\x00\x00\x00\x00\x02\x08\x14' >"$WORK/list-books-20.grpc"
 printf '\x00\x00\x00\x00\x07\x0a\x05hello' >"$WORK/echo.grpc"
+GRPC_CONTESTANTS=(all-in-one three)
+[ -n "${BEFORE_BIN:-}" ] && GRPC_CONTESTANTS+=(before)
+GRPC_CONTESTANTS+=(echo-grpc echo-coalesced)
 for round in $(seq 1 "$RUNS"); do
-  for name in all-in-one three echo-grpc; do
+  for name in "${GRPC_CONTESTANTS[@]}"; do
     port=16052 path=/bookstore.books.v1.BooksService/ListBooks body="$WORK/list-books-20.grpc"
     [ "$name" = three ] && port=16152
+    [ "$name" = before ] && port=16252
     [ "$name" = echo-grpc ] && port=16600 path=/bench.echo.v1.EchoService/Echo body="$WORK/echo.grpc"
+    [ "$name" = echo-coalesced ] && port=16601 path=/bench.echo.v1.EchoService/Echo body="$WORK/echo.grpc"
     h2load -c16 -m8 -D "$DUR" -H 'content-type: application/grpc' -H 'te: trailers' \
       -H "authorization: Bearer ${TOKENS[$name]:-none}" -d "$body" \
       "http://127.0.0.1:$port$path" >"$RAW/h2load-$name-$round.txt" 2>&1
@@ -143,12 +152,12 @@ done
 mkdir -p "$ROOT/docs/bench"
 python3 - "$RAW" "$RUNS" "$(getconf CLK_TCK)" "$ROOT/docs/bench/peers.svg" "${CONTESTANTS[@]}" \
   >"$ROOT/bench/results/peers.md" <<'EOF'
-import re, statistics, subprocess, sys
+import os, re, statistics, subprocess, sys
 raw, runs, tck, chart, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
 label = {
     "all-in-one": "Bookstore all-in-one (one process: gateway -> books-service in process -> SQLite)",
     "three": "Bookstore, three processes (gateway -> gRPC over TCP -> books-service -> SQLite)",
-    "before": "Bookstore all-in-one before (gateway -> gRPC over loopback TCP -> books-service -> sqlx SQLite)",
+    "before": os.environ.get("BEFORE_LABEL", "Bookstore all-in-one before (BEFORE_BIN)"),
     "fastify": "Fastify 5 peer (2 cluster workers, better-sqlite3, fast-jwt)",
     "fastapi": "FastAPI peer (uvicorn, 2 workers)",
     "flask": "Flask original (gunicorn, 2 workers)",
@@ -198,19 +207,21 @@ with open(chart, "w") as out:
     out.write("\n".join(svg) + "\n")
 print(f"![GET /books, req/s, side by side](docs/bench/peers.svg)\n")
 print("gRPC `ListBooks` (page of 20) and the tonic echo, h2load -c16 -m8, rounds alternating, median:\n")
-print("| stack | calls/s | x echo |")
-print("|---|---:|---:|")
+print("| stack | calls/s | x echo | x echo, writes coalesced |")
+print("|---|---:|---:|---:|")
 def calls(name):
     values = []
     for r in range(1, runs + 1):
         match = re.search(r"finished in [^,]+, ([\d.]+) req/s", open(f"{raw}/h2load-{name}-{r}.txt").read())
         values.append(float(match.group(1)) if match else 0.0)
     return statistics.median(values), values
-echo = calls("echo-grpc")[0]
+echo, coalesced = calls("echo-grpc")[0], calls("echo-coalesced")[0]
 label["echo-grpc"] = "tonic echo (bench/src/bin/echo-grpc.rs, no work)"
-for name in ("all-in-one", "three", "echo-grpc"):
+label["echo-coalesced"] = "tonic echo, writes coalesced (echo-grpc --coalesced-writes)"
+for name in [n for n in ("all-in-one", "three", "before") if n in label] + ["echo-grpc", "echo-coalesced"]:
     median, values = calls(name)
     each = ", ".join(f"{v:,.0f}" for v in values)
-    print(f"| {label[name].split(' (')[0]} `{'Echo' if name == 'echo-grpc' else 'ListBooks'}` ({each}) | {median:,.0f} | {median / echo:.2f} |")
+    method = "Echo" if name.startswith("echo") else "ListBooks"
+    print(f"| {label[name].split(' (')[0]} `{method}` ({each}) | {median:,.0f} | {median / echo:.2f} | {median / coalesced:.2f} |")
 EOF
 cat "$ROOT/bench/results/peers.md"
