@@ -38,8 +38,8 @@ const KEPT_CAPACITY: usize = 16 * 1024;
 pub const MAX_DEFERRED_FLUSHES: u32 = 16;
 
 pin_project_lite::pin_project! {
-    /// A connection whose writes are gathered until the connection's next
-    /// poll; see the [module](self) documentation.
+    /// A connection whose writes are gathered until it has nothing more to
+    /// send for now; see the [module](self) documentation.
     #[derive(Debug)]
     pub struct CoalescedWrites<T> {
         #[pin]
@@ -102,14 +102,8 @@ impl<T: AsyncRead> AsyncRead for CoalescedWrites<T> {
 }
 
 impl<T: AsyncWrite> AsyncWrite for CoalescedWrites<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        if !ready!(self.as_mut().poll_room_for(cx, data.len()))? {
-            return self.project().inner.poll_write(cx, data);
-        }
-        let this = self.project();
-        this.buffer.extend_from_slice(data);
-        *this.appended = true;
-        Poll::Ready(Ok(data.len()))
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(data)])
     }
 
     fn poll_write_vectored(

@@ -170,8 +170,8 @@ impl GrpcServer {
             .layer(self.layers.access_log.clone())
             .layer(self.layers.shed_load.clone())
             .add_routes(self.routes);
-        // Each connection's answers leave in as few writes as h2 allows
-        // (see `CoalescedWrites`).
+        // Each connection's answers leave in fewer writes than h2 alone
+        // makes (see `CoalescedWrites`).
         let served = match &self.tls {
             Some(tls) => {
                 let incoming = tls.listen(self.listener)?.map_ok(CoalescedWrites::new);
