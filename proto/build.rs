@@ -11,7 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let descriptors = protox::compile(PROTOS, ["."])?;
     fs::write(out_dir.join("bookstore_descriptor.bin"), descriptors.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // Every client and server decodes with `codec::ProtoCodec` (src/codec.rs).
+    tonic_prost_build::configure().codec_path("crate::codec::ProtoCodec").compile_fds(descriptors)?;
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }

@@ -2,6 +2,7 @@
 //! of `bookstore.auth.v1` and `bookstore.books.v1`, plus the encoded file
 //! descriptor set that serves server reflection.
 
+pub mod codec;
 mod time;
 
 pub use prost;

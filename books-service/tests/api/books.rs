@@ -1,12 +1,13 @@
 use std::collections::HashSet;
 
 use bookstore_proto::books::v1::{
-    CreateBookRequest, DeleteBookRequest, GetBookRequest, ListBooksRequest, UpdateBookRequest,
+    CreateBookRequest, CreateBookResponse, DeleteBookRequest, GetBookRequest, ListBooksRequest, UpdateBookRequest,
 };
+use bookstore_proto::codec::{ProtoCodec, SliceDecoder};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use crate::helpers::{spawn_app, spawn_app_with_user, with_token};
+use crate::helpers::{self, spawn_app, spawn_app_with_user, with_token};
 
 fn book(name: &str, author: &str, prize: i64) -> CreateBookRequest {
     CreateBookRequest { name: name.into(), author: author.into(), publisher: "Penguin".into(), book_prize: prize }
@@ -190,4 +191,56 @@ async fn acknowledged_books_survive_a_restart() {
     ));
     let book = books.get_book(with_token(&token, GetBookRequest { id })).await.unwrap().into_inner().book.unwrap();
     assert_eq!(book.name, "Persist");
+}
+
+/// Sends its bytes as the message, whatever they are.
+#[derive(Clone, Copy, Default)]
+struct RawBytes;
+
+impl tonic::codec::Encoder for RawBytes {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for RawBytes {
+    type Encode = Vec<u8>;
+    type Decode = CreateBookResponse;
+    type Encoder = Self;
+    type Decoder = SliceDecoder<CreateBookResponse>;
+
+    fn encoder(&mut self) -> Self {
+        *self
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProtoCodec::<CreateBookResponse, CreateBookResponse>::default().decoder()
+    }
+}
+
+#[tokio::test]
+async fn malformed_messages_are_internal_naming_the_field_and_store_nothing() {
+    let (app, token) = spawn_app_with_user("mallory").await;
+    let mut grpc = tonic::client::Grpc::new(helpers::channel(app.books.addr));
+    let path = http::uri::PathAndQuery::from_static("/bookstore.books.v1.BooksService/CreateBook");
+    let cases: [(&[u8], &str); 3] = [
+        // name = 1 holds two bytes that are not UTF-8.
+        (&[0x0a, 0x02, 0xff, 0xfe], "CreateBookRequest.name: invalid string value: data is not UTF-8 encoded"),
+        // name = 1 announces five bytes and has one.
+        (&[0x0a, 0x05, b'a'], "CreateBookRequest.name: buffer underflow"),
+        // book_prize = 4 is a varint, sent as a length-delimited field.
+        (&[0x22, 0x01, 0x01], "CreateBookRequest.book_prize: invalid wire type: LengthDelimited (expected Varint)"),
+    ];
+    for (message, error) in cases {
+        grpc.ready().await.unwrap();
+        let status = grpc.unary(with_token(&token, message.to_vec()), path.clone(), RawBytes).await.unwrap_err();
+        assert_eq!(status.code(), Code::Internal, "{message:x?}: {status:?}");
+        assert!(status.message().contains(error), "{message:x?}: {}", status.message());
+    }
+    let listed = app.books_client.clone().list_books(with_token(&token, ListBooksRequest::default())).await.unwrap();
+    assert!(listed.into_inner().books.is_empty(), "nothing was stored");
 }
