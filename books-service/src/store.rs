@@ -13,11 +13,11 @@ use crate::error::Result;
 pub use postgres::PostgresBookStore;
 pub use sqlite::SqliteBookStore;
 
-/// A stored book.
+/// A stored book, as its owner reads it: every query that returns one is
+/// scoped to the owner already, so the owner is not read back.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BookRecord {
     pub id: i64,
-    pub owner_id: String,
     pub name: String,
     pub author: String,
     pub publisher: String,
@@ -25,6 +25,14 @@ pub struct BookRecord {
     /// Unix time in microseconds.
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A book with its owner, as an export reads it and an import writes it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OwnedBook {
+    #[sqlx(flatten)]
+    pub book: BookRecord,
+    pub owner_id: String,
 }
 
 /// The book table, behind one interface for every backend. Every method is
@@ -46,10 +54,10 @@ pub trait BookStore: Send + Sync + 'static {
     async fn list_owners(&self, after: &str, limit: u32) -> Result<Vec<String>>;
     /// Every owner's books with `id > after_id`, ascending, at most `limit`:
     /// for copying a deployment to another backend.
-    async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>>;
+    async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<OwnedBook>>;
     /// Inserts books with their ids, skipping ids already present, and moves
     /// the id sequence past them; how many were new.
-    async fn import_books(&self, books: &[BookRecord]) -> Result<u64>;
+    async fn import_books(&self, books: &[OwnedBook]) -> Result<u64>;
     async fn count_books(&self) -> Result<i64>;
     /// Closes the connections, waiting for those in use.
     async fn close(&self);
@@ -62,7 +70,7 @@ pub trait BookStore: Send + Sync + 'static {
 /// not by N, so each text must mention `$1`, `$2`, ... in that order.
 macro_rules! columns {
     () => {
-        "id, owner_id, name, author, publisher, book_prize, created_at, updated_at"
+        "id, name, author, publisher, book_prize, created_at, updated_at"
     };
 }
 
@@ -90,10 +98,14 @@ const DELETE_BOOK: &str = "delete from books where id = $1 and owner_id = $2";
 const DELETE_BOOKS_OF_OWNER: &str = "delete from books where owner_id = $1";
 /// The `(owner_id, id)` index serves it.
 const LIST_OWNERS: &str = "select distinct owner_id from books where owner_id > $1 order by owner_id limit $2";
-const EXPORT_BOOKS: &str = concat!("select ", columns!(), " from books where id > $1 order by id limit $2");
+/// The owner last: a row is a `BookRecord`'s columns, then the owner.
+const EXPORT_BOOKS: &str = concat!("select ", columns!(), ", owner_id from books where id > $1 order by id limit $2");
 /// One imported book; an id already present is skipped.
-const IMPORT_BOOK: &str =
-    concat!("insert into books (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (id) do nothing");
+const IMPORT_BOOK: &str = concat!(
+    "insert into books (",
+    columns!(),
+    ", owner_id) values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (id) do nothing"
+);
 const COUNT_BOOKS: &str = "select count(*) from books";
 
 /// Opens (and migrates) the store a database URL names.

@@ -6,7 +6,7 @@
 
 use anyhow::Context as _;
 use auth_service::store::{UserRecord, UserStore};
-use books_service::store::{BookRecord, BookStore};
+use books_service::store::{BookStore, OwnedBook};
 
 const PAGE: u32 = 500;
 
@@ -89,15 +89,15 @@ pub async fn copy_users(source: &dyn UserStore, destination: &dyn UserStore) -> 
 /// Copies books page by page, then checks each one arrived.
 pub async fn copy_books(source: &dyn BookStore, destination: &dyn BookStore) -> anyhow::Result<Copied> {
     let mut copied = Copied { rows: 0, new: 0 };
-    let mut pages = Pages::new(|after| source.export_books(after, PAGE), |book: &BookRecord| book.id);
+    let mut pages = Pages::new(|after| source.export_books(after, PAGE), |owned: &OwnedBook| owned.book.id);
     while let Some(page) = pages.next().await? {
         copied.new += destination.import_books(&page).await?;
-        let arrived = destination.export_books(page[0].id - 1, PAGE).await?;
-        for book in &page {
+        let arrived = destination.export_books(page[0].book.id - 1, PAGE).await?;
+        for owned in &page {
             anyhow::ensure!(
-                arrived.iter().any(|other| other.id == book.id && other.owner_id == book.owner_id),
+                arrived.iter().any(|other| other.book.id == owned.book.id && other.owner_id == owned.owner_id),
                 "book {} is not in the destination: it holds another book with that id",
-                book.id
+                owned.book.id
             );
         }
         copied.rows += page.len() as u64;

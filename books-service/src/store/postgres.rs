@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bookstore_runtime::metrics::PoolUsage;
 use sqlx::PgPool;
 
-use super::{BookRecord, BookStore};
+use super::{BookRecord, BookStore, OwnedBook};
 use crate::domain::{BookId, BookPatch, NewBook};
 use crate::error::Result;
 
@@ -81,23 +81,23 @@ impl BookStore for PostgresBookStore {
         Ok(sqlx::query_scalar(super::LIST_OWNERS).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
     }
 
-    async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
+    async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<OwnedBook>> {
         Ok(sqlx::query_as(super::EXPORT_BOOKS).bind(after_id).bind(i64::from(limit)).fetch_all(&self.pool).await?)
     }
 
-    async fn import_books(&self, books: &[BookRecord]) -> Result<u64> {
+    async fn import_books(&self, books: &[OwnedBook]) -> Result<u64> {
         let mut transaction = self.pool.begin().await?;
         let mut inserted = 0;
-        for book in books {
+        for OwnedBook { book, owner_id } in books {
             let result = sqlx::query(super::IMPORT_BOOK)
                 .bind(book.id)
-                .bind(&book.owner_id)
                 .bind(&book.name)
                 .bind(&book.author)
                 .bind(&book.publisher)
                 .bind(book.book_prize)
                 .bind(book.created_at)
                 .bind(book.updated_at)
+                .bind(owner_id)
                 .execute(&mut *transaction)
                 .await?;
             inserted += result.rows_affected();

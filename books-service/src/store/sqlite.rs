@@ -25,7 +25,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Params, Row, Trans
 use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{Semaphore, TryAcquireError};
 
-use super::{BookRecord, BookStore};
+use super::{BookRecord, BookStore, OwnedBook};
 use crate::domain::{BookId, BookPatch, NewBook};
 use crate::error::{Error, Result};
 
@@ -270,14 +270,18 @@ fn rows<T>(
 fn book_record(row: &Row<'_>) -> rusqlite::Result<BookRecord> {
     Ok(BookRecord {
         id: row.get(0)?,
-        owner_id: row.get(1)?,
-        name: row.get(2)?,
-        author: row.get(3)?,
-        publisher: row.get(4)?,
-        book_prize: row.get(5)?,
-        created_at: row.get(6)?,
-        updated_at: row.get(7)?,
+        name: row.get(1)?,
+        author: row.get(2)?,
+        publisher: row.get(3)?,
+        book_prize: row.get(4)?,
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
     })
+}
+
+/// A row of `EXPORT_BOOKS`: a book's columns, then its owner.
+fn owned_book(row: &Row<'_>) -> rusqlite::Result<OwnedBook> {
+    Ok(OwnedBook { book: book_record(row)?, owner_id: row.get(7)? })
 }
 
 /// A row count as the trait reports it.
@@ -355,11 +359,11 @@ impl BookStore for SqliteBookStore {
         self.read_rows(super::LIST_OWNERS, (after.to_owned(), limit), |row| row.get(0)).await
     }
 
-    async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<BookRecord>> {
-        self.read_rows(super::EXPORT_BOOKS, (after_id, limit), book_record).await
+    async fn export_books(&self, after_id: i64, limit: u32) -> Result<Vec<OwnedBook>> {
+        self.read_rows(super::EXPORT_BOOKS, (after_id, limit), owned_book).await
     }
 
-    async fn import_books(&self, books: &[BookRecord]) -> Result<u64> {
+    async fn import_books(&self, books: &[OwnedBook]) -> Result<u64> {
         let books = books.to_vec();
         self.writer
             .run(move |connection| {
@@ -369,16 +373,16 @@ impl BookStore for SqliteBookStore {
                 let mut inserted = 0;
                 {
                     let mut statement = transaction.prepare_cached(super::IMPORT_BOOK)?;
-                    for book in &books {
+                    for OwnedBook { book, owner_id } in &books {
                         inserted += count(statement.execute(params![
                             book.id,
-                            book.owner_id,
                             book.name,
                             book.author,
                             book.publisher,
                             book.book_prize,
                             book.created_at,
                             book.updated_at,
+                            owner_id,
                         ])?);
                     }
                 }
