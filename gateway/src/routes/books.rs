@@ -4,10 +4,10 @@
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
-use axum::http::header::LOCATION;
+use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use bookstore_proto::books::v1::{
     Book, CreateBookRequest, DeleteBookRequest, GetBookRequest, ListBooksRequest, UpdateBookRequest,
 };
@@ -33,6 +33,13 @@ pub struct BookJson {
     #[serde(rename = "Publisher")]
     publisher: String,
     book_prize: i64,
+}
+
+impl BookJson {
+    /// About the length of its JSON: the keys, two numbers and the strings.
+    fn json_len_hint(&self) -> usize {
+        96 + self.name.len() + self.author.len() + self.publisher.len()
+    }
 }
 
 impl From<Book> for BookJson {
@@ -210,6 +217,24 @@ pub struct BookListBody {
     next_page_token: Option<String>,
 }
 
+/// Serialized as `Json` would, into a buffer of about the page's length:
+/// `Json` starts at 128 bytes and, for a page of 20 books, grows and copies
+/// its buffer five times.
+impl IntoResponse for BookListBody {
+    fn into_response(self) -> Response {
+        let token_len = self.next_page_token.as_ref().map_or(0, String::len);
+        let len_hint = 64 + token_len + self.list_of_books.iter().map(BookJson::json_len_hint).sum::<usize>();
+        let mut body = Vec::with_capacity(len_hint);
+        match serde_json::to_writer(&mut body, &self) {
+            Ok(()) => ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response(),
+            Err(error) => {
+                tracing::error!(%error, "a page of books did not serialize");
+                ApiError::internal().into_response()
+            }
+        }
+    }
+}
+
 /// Lists the caller's books, oldest first, a page at a time.
 #[utoipa::path(
     get,
@@ -226,14 +251,14 @@ pub async fn list_books(
     State(state): State<AppState>,
     Authenticated(call): Authenticated,
     AppQuery(mut query): AppQuery<PageQuery>,
-) -> Result<Json<BookListBody>, ApiError> {
+) -> Result<BookListBody, ApiError> {
     let request =
         ListBooksRequest { page_size: query.page_size(state.default_page_size)?, page_token: query.page_token() };
     let page = state.upstreams.books.clone().list_books(call.request(request)).await?.into_inner();
-    Ok(Json(BookListBody {
+    Ok(BookListBody {
         list_of_books: page.books.into_iter().map(BookJson::from).collect(),
         next_page_token: next_page(page.next_page_token),
-    }))
+    })
 }
 
 /// One of the caller's books.
