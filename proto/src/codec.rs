@@ -10,7 +10,7 @@
 //! each step is a slice update, and advances the buffer once. Errors are
 //! prost's, mapped as tonic maps them: `INTERNAL` with prost's message. For a
 //! `GET /books` of 20 books (the gateway decodes the page) this is 9% fewer
-//! instructions (BENCHMARKS.md, "Profiles").
+//! instructions (BENCHMARKS.md, "Decoding from a slice").
 //!
 //! The encoder stays prost's: encoding into a `Vec` first, where a byte is a
 //! push rather than a `put_slice` into `EncodeBuf`, measured no better.
