@@ -222,10 +222,8 @@ struct PortMap(Vec<(u16, u16)>);
 
 impl PortMap {
     fn free() -> Self {
-        // Bound all at once, so no two are the same; released just before
-        // the stack binds them.
-        let listeners: Vec<_> = PORTS.iter().map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-        Self(PORTS.iter().zip(&listeners).map(|((readme, _), l)| (*readme, l.local_addr().unwrap().port())).collect())
+        // free_addr never hands out a port twice.
+        Self(PORTS.iter().map(|(readme, _)| (*readme, bookstore_testing::net::free_addr().port())).collect())
     }
 
     /// `text` with every `:PORT` of the documented ports (not followed by a

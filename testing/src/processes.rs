@@ -24,7 +24,10 @@ pub struct Process {
 
 impl Process {
     /// `bin ARGS` with `RUST_LOG=warn` and then `env` (which may override
-    /// it), its stderr in `dir/NAME.log`.
+    /// it), its stderr in `dir/NAME.log`. An error it exits with is logged
+    /// without a backtrace (`RUST_LIB_BACKTRACE=0`), even where the tests
+    /// run with `RUST_BACKTRACE=1`: a backtrace would push the message out
+    /// of [`Process::log_tail`].
     ///
     /// # Panics
     /// When the log file cannot be made or the process cannot be started.
@@ -36,6 +39,7 @@ impl Process {
         let child = Command::new(bin)
             .args(args)
             .env("RUST_LOG", "warn")
+            .env("RUST_LIB_BACKTRACE", "0")
             .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
             .stdout(Stdio::null())
             .stderr(file)

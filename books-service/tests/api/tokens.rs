@@ -109,7 +109,7 @@ async fn books_service_is_unavailable_not_unauthenticated_before_it_has_keys() {
     let (_app, token) = spawn_app_with_user("early").await;
     let dir = tempfile::tempdir().unwrap();
     // A books-service whose auth-service address answers nothing.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = bookstore_testing::net::free_addr();
     let orphan = crate::helpers::start_books(&dir, dead).await;
     let mut books = BooksServiceClient::new(channel(orphan.addr));
     let status = list_with(&mut books, with_token(&token, ListBooksRequest::default())).await.unwrap_err();
@@ -138,7 +138,7 @@ async fn health_reports_serving_once_the_signing_keys_are_loaded() {
 #[tokio::test]
 async fn health_reports_not_serving_while_no_signing_keys_could_be_fetched() {
     let dir = tempfile::tempdir().unwrap();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = bookstore_testing::net::free_addr();
     let orphan = crate::helpers::start_books(&dir, dead).await;
     let mut health = HealthClient::new(channel(orphan.addr));
     let response = health.check(HealthCheckRequest { service: "bookstore.books.v1.BooksService".into() }).await;
