@@ -12,8 +12,10 @@
 #   4. the stack (auth-service, books-service and gateway as three processes of
 #      the `bookstore` launcher, SQLite in a temporary dir): every scenario at
 #      each concurrency with the services' memory, wrk GET /books, h2load
-#      ListBooks, GET /books during a login storm, login timing (unknown user vs
-#      wrong password), and ListBooks with the verified-token cache off;
+#      ListBooks, GET /books during a login storm (and beside two SCHED_IDLE
+#      shell spinners, the machine's own floor for that figure), login timing
+#      (unknown user vs wrong password), and ListBooks with the verified-token
+#      cache off;
 #   5. the same with the generator pinned to CPU 0 and the stack to CPU 1;
 #   6. scale: one user with 1,000,000 books (seeded with SQL) against one with
 #      100, first and deep pages over gRPC and REST;
@@ -29,7 +31,7 @@
 # BENCH_PROFILE (default release), FLASK_SEED (default ../shared/peers/flask-seed, or /work/shared/peers/flask-seed),
 # BENCH_SKIP_FLASK=1, BENCH_SKIP_PEERS=1. Service variables (AUTH_*, BOOKS_*, GATEWAY_*, e.g.
 # BOOKS_TOKEN_CACHE_CAPACITY) are passed on to the stack.
-# Needs wrk, h2load, sqlite3, python3, taskset. Ports 15000-15080.
+# Needs wrk, h2load, sqlite3, python3, taskset, chrt. Ports 15000-15080.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -38,7 +40,7 @@ WARM="${BENCH_WARMUP:-1}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1 4 16 64}"
 WARM_H2="$(awk -v s="$WARM" 'BEGIN { printf "%dms", s * 1000 }')"   # h2load takes no fractions
-for tool in wrk h2load sqlite3 python3 taskset curl; do
+for tool in wrk h2load sqlite3 python3 taskset chrt curl; do
   command -v "$tool" >/dev/null || { echo "run-all.sh needs $tool" >&2; exit 2; }
 done
 STARTED=$(date +%s)
@@ -236,10 +238,24 @@ stop "$GATEWAY_OFF_PID" "$BOOKS_OFF_PID"
 
 log "stack: login storm, login timing"
 # Three idle/storm pairs, alternating: the tail latency of one run moves a lot
-# on a shared machine; the report takes the median of each.
+# on a shared machine; the report takes the median of each. Each pair has a
+# control: the same GET /books beside one shell busy loop per core at
+# SCHED_IDLE, the lowest priority Linux has, in a process of their own. No
+# Bookstore code runs in them, so what they do to the p99 is the machine's
+# (cores that slow each other down when all are busy), a floor no scheduling
+# of the hashing threads can go under.
+spin_control() {
+  local spinners=()
+  for _ in $(seq 1 "$(nproc)"); do
+    chrt --idle 0 sh -c 'while :; do :; done' & spinners+=("$!"); PIDS+=("$!")
+  done
+  bench_run "$RESULTS/storm.jsonl" --scenario rest-list-books -c 4 --label control "${RSS[@]}"
+  stop "${spinners[@]}"
+}
 for _ in 1 2 3; do
   bench_run "$RESULTS/storm.jsonl" --scenario rest-list-books -c 4 --label idle "${RSS[@]}"
   bench_run "$RESULTS/storm.jsonl" --scenario login-storm -c 4 --storm 16 --label storm "${RSS[@]}"
+  spin_control
 done
 "$BENCH" login-timing --json --samples 200 >"$RESULTS/login-timing.json"
 
