@@ -218,7 +218,7 @@ def calls(name):
 echo, coalesced = calls("echo-grpc")[0], calls("echo-coalesced")[0]
 label["echo-grpc"] = "tonic echo (bench/src/bin/echo-grpc.rs, no work)"
 label["echo-coalesced"] = "tonic echo, writes coalesced (echo-grpc --coalesced-writes)"
-for name in [n for n in ("all-in-one", "three", "before") if n in label] + ["echo-grpc", "echo-coalesced"]:
+for name in [n for n in ("all-in-one", "three", "before") if n in names] + ["echo-grpc", "echo-coalesced"]:
     median, values = calls(name)
     each = ", ".join(f"{v:,.0f}" for v in values)
     method = "Echo" if name.startswith("echo") else "ListBooks"
