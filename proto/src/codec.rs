@@ -19,7 +19,7 @@ use std::marker::PhantomData;
 
 use prost::Message;
 use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+use tonic::codec::{Codec, DecodeBuf, Decoder};
 use tonic_prost::ProstEncoder;
 
 /// [`tonic_prost::ProstCodec`] with a [`SliceDecoder`];
@@ -78,9 +78,5 @@ impl<U: Message + Default> Decoder for SliceDecoder<U> {
             U::decode(buf)
         };
         decoded.map(Some).map_err(|error| Status::internal(error.to_string()))
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::default()
     }
 }
